@@ -1,0 +1,55 @@
+"""The project file: product attributes and levels, costs, competitors, stores, battery packs."""
+
+from ._coding import (
+    NONE_FEATURE,
+    FeatureCoder,
+    Profile,
+    check_profile,
+    enumerate_profiles,
+    fixed_cost,
+    is_prohibited,
+    rent_plan_of,
+    variable_cost,
+)
+from ._load import ProjectError, format_path, load_project, parse_project, project_from_dict
+from ._schema import (
+    Attribute,
+    BatteryPack,
+    City,
+    Competitor,
+    Level,
+    NoneOption,
+    Product,
+    Prohibition,
+    Project,
+    RentPlan,
+    Store,
+)
+
+__all__ = [
+    "NONE_FEATURE",
+    "Attribute",
+    "BatteryPack",
+    "City",
+    "Competitor",
+    "FeatureCoder",
+    "Level",
+    "NoneOption",
+    "Product",
+    "Profile",
+    "Prohibition",
+    "Project",
+    "ProjectError",
+    "RentPlan",
+    "Store",
+    "check_profile",
+    "enumerate_profiles",
+    "fixed_cost",
+    "format_path",
+    "is_prohibited",
+    "load_project",
+    "parse_project",
+    "project_from_dict",
+    "rent_plan_of",
+    "variable_cost",
+]
