@@ -80,7 +80,7 @@ def _describe(err: Mapping[str, Any]) -> str:
     got = err.get("input")
     if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
         key = next(k for k in _BOUND_WORDS if k in ctx)
-        return f"{where}: must be {_BOUND_WORDS[key]} {ctx[key]}, got {got!r}"
+        return f"{where}: must be {_BOUND_WORDS[key]} {_number(ctx[key])}, got {got!r}"
     if kind == "missing":
         return f"{where}: required field is missing"
     if kind == "extra_forbidden":
@@ -95,6 +95,10 @@ def _describe(err: Mapping[str, Any]) -> str:
     return f"{where}: {msg}, got {got!r}" if kind.endswith("_type") or "parsing" in kind else (
         f"{where}: {msg}"
     )
+
+
+def _number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _cross_reference_problems(project: Project) -> Iterator[str]:

@@ -1,0 +1,215 @@
+"""Long-format table -> ChoiceData, with validation that names the bad column, row or task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from c2m.errors import C2MError
+
+if TYPE_CHECKING:
+    from c2m.choice._data import ChoiceData
+
+_TRUE = {"true", "t", "1", "yes", "y"}
+_FALSE = {"false", "f", "0", "no", "n"}
+_ROW = "__c2m_row"
+_TASK = "__c2m_task"
+
+
+def to_polars(df: Any) -> pl.DataFrame:
+    """Accept a polars DataFrame/LazyFrame or a pandas DataFrame (index levels become columns)."""
+    if isinstance(df, pl.DataFrame):
+        return df
+    if isinstance(df, pl.LazyFrame):
+        return df.collect()
+    if type(df).__module__.startswith("pandas"):
+        if any(name is not None for name in getattr(df.index, "names", [None])):
+            df = df.reset_index()
+        return pl.from_pandas(df)
+    raise C2MError(f"expected a polars or pandas DataFrame in long format, got {type(df).__name__}")
+
+
+def _bool_column(df: pl.DataFrame, col: str) -> np.ndarray:
+    """Parse a boolean-like column (bool, 0/1 numbers, TRUE/FALSE strings)."""
+    s = df.get_column(col)
+    if s.null_count():
+        row = int(s.is_null().arg_max() or 0)
+        raise C2MError(f"column {col!r} has a missing value at row {row}; expected true/false or 1/0")
+    if s.dtype == pl.Boolean:
+        return s.to_numpy().astype(bool)
+    if s.dtype.is_numeric():
+        vals = s.cast(pl.Float64).to_numpy()
+        bad = (vals != 0) & (vals != 1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise C2MError(f"column {col!r} must be 0/1; row {row} has {vals[row]!r}")
+        return vals == 1
+    if s.dtype in (pl.String, pl.Categorical, pl.Enum):
+        low = s.cast(pl.String).str.strip_chars().str.to_lowercase()
+        is_true = low.is_in(list(_TRUE)).to_numpy()
+        is_false = low.is_in(list(_FALSE)).to_numpy()
+        bad = ~(is_true | is_false)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise C2MError(
+                f"column {col!r} must hold TRUE/FALSE, yes/no or 1/0; row {row} has {s[row]!r}"
+            )
+        return is_true
+    raise C2MError(f"column {col!r} has type {s.dtype}; expected boolean, 0/1 or TRUE/FALSE")
+
+
+def _features(df: pl.DataFrame, features: Sequence[str], avail: np.ndarray) -> np.ndarray:
+    """Feature matrix (n_rows, K) float64; missing values are errors except at unavailable rows."""
+    for f in features:
+        dt = df.schema[f]
+        if not (dt.is_numeric() or dt == pl.Boolean):
+            raise C2MError(f"feature column {f!r} has type {dt}; features must be numeric or boolean")
+    F = df.select(pl.col(f).cast(pl.Float64) for f in features).to_numpy().astype(np.float64, copy=False)
+    bad = ~np.isfinite(F) & avail[:, None]
+    if bad.any():
+        row, k = np.argwhere(bad)[0]
+        raise C2MError(
+            f"feature column {features[k]!r} has a missing or non-finite value at row {row} "
+            "(0-based row of the input table); fill or drop it"
+        )
+    F[~avail] = 0.0
+    return np.ascontiguousarray(F)
+
+
+def _check_columns(df: pl.DataFrame, features: Sequence[str], cols: list[str | None]) -> None:
+    if not features:
+        raise C2MError("no features given; pass the attribute columns as features=[...]")
+    dup = sorted({f for f in features if list(features).count(f) > 1})
+    if dup:
+        raise C2MError(f"feature(s) listed more than once: {dup}")
+    needed = [*features, *(c for c in cols if c is not None)]
+    missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
+    if missing:
+        raise C2MError(f"missing column(s) {missing} in the choice data; available columns: {df.columns}")
+    for c in cols[:3]:
+        if c is not None and df.get_column(c).null_count():
+            row = int(df.get_column(c).is_null().arg_max() or 0)
+            raise C2MError(f"identifier column {c!r} has a missing value at row {row}")
+
+
+def build_from_long(
+    cls: type[ChoiceData],
+    df: Any,
+    features: Sequence[str],
+    *,
+    id_col: str | None,
+    task_col: str,
+    alt_col: str,
+    chosen_col: str,
+    weight_col: str | None,
+    avail_col: str | None,
+) -> ChoiceData:
+    """Validate a long table and lay it out as (tasks, alternatives, features) arrays."""
+    df = to_polars(df)
+    features = list(features)
+    _check_columns(df, features, [id_col, task_col, alt_col, chosen_col, weight_col, avail_col])
+    if df.height == 0:
+        raise C2MError("the choice data table is empty")
+    keys = [task_col] if id_col is None else [id_col, task_col]
+    df = df.with_row_index(_ROW).with_columns(
+        (pl.struct(keys).rank("dense") - 1).cast(pl.Int64).alias(_TASK)
+    )
+    task = df.get_column(_TASK).to_numpy()
+    n_tasks = int(task.max()) + 1
+    alt_code = (df.get_column(alt_col).rank("dense") - 1).cast(pl.Int64).to_numpy()
+    alt_labels = df.get_column(alt_col).unique().sort().to_list()
+    sizes = np.bincount(task, minlength=n_tasks)
+    j_task = int(sizes.max())
+    by_alt = len(alt_labels) <= max(16, 2 * j_task)
+    if by_alt:
+        J = len(alt_labels)
+        slot = alt_code
+    else:
+        J = j_task
+        slot = df.select(pl.int_range(pl.len()).over(_TASK)).to_series().to_numpy().astype(np.int64)
+
+    task_keys = (
+        df.group_by(_TASK).agg(pl.col(k).first() for k in keys).sort(_TASK).select(keys)
+    )
+
+    def where(t: int) -> str:
+        return "task " + ", ".join(f"{k}={v!r}" for k, v in task_keys.row(t, named=True).items())
+
+    cell = task * J + slot
+    counts = np.bincount(cell, minlength=n_tasks * J)
+    if by_alt and (counts > 1).any():
+        c = int(np.flatnonzero(counts > 1)[0])
+        raise C2MError(
+            f"alternative {alt_labels[c % J]!r} appears more than once in {where(c // J)}; "
+            f"each ({', '.join(keys)}, {alt_col}) must be one row"
+        )
+    avail_rows = np.ones(df.height, dtype=bool) if avail_col is None else _bool_column(df, avail_col)
+    chosen_rows = _bool_column(df, chosen_col)
+    n_chosen = np.bincount(task, weights=chosen_rows, minlength=n_tasks).astype(np.int64)
+    bad = np.flatnonzero(n_chosen != 1)
+    if bad.size:
+        t = int(bad[0])
+        raise C2MError(
+            f"{where(t)} has {n_chosen[t]} chosen alternatives; each task needs exactly one row "
+            f"with {chosen_col!r} true ({bad.size} of {n_tasks} tasks affected)"
+        )
+    chosen_unavail = chosen_rows & ~avail_rows
+    if chosen_unavail.any():
+        row = int(np.flatnonzero(chosen_unavail)[0])
+        raise C2MError(f"row {row} is chosen but marked unavailable in {avail_col!r}")
+
+    F = _features(df, features, avail_rows)
+    K = len(features)
+    X = np.zeros((n_tasks, J, K))
+    X[task, slot] = F
+    avail = np.zeros((n_tasks, J), dtype=bool)
+    avail[task, slot] = avail_rows
+    alt_index = np.full((n_tasks, J), -1, dtype=np.intp)
+    alt_index[task, slot] = alt_code
+    chosen = np.zeros(n_tasks, dtype=np.intp)
+    chosen[task[chosen_rows]] = slot[chosen_rows]
+
+    weights = np.ones(n_tasks)
+    if weight_col is not None:
+        weights = _task_weights(df, weight_col, n_tasks, where)
+    if id_col is None:
+        person = np.arange(n_tasks, dtype=np.intp)
+    else:
+        pid = (task_keys.get_column(id_col).rank("dense") - 1).cast(pl.Int64).to_numpy()
+        person = pid.astype(np.intp)
+    return cls(
+        X=X,
+        avail=avail,
+        chosen=chosen,
+        person=person,
+        weights=weights,
+        feature_names=features,
+        alt_index=alt_index,
+        alt_labels=alt_labels,
+        task_keys=task_keys,
+    )
+
+
+def _task_weights(df: pl.DataFrame, col: str, n_tasks: int, where: Any) -> np.ndarray:
+    s = df.get_column(col)
+    if not s.dtype.is_numeric():
+        raise C2MError(f"weight column {col!r} has type {s.dtype}; expected numbers")
+    agg = (
+        df.group_by(_TASK)
+        .agg(pl.col(col).cast(pl.Float64).min().alias("lo"), pl.col(col).cast(pl.Float64).max().alias("hi"),
+             pl.col(col).null_count().alias("nulls"))
+        .sort(_TASK)
+    )
+    lo, hi, nulls = (agg.get_column(c).to_numpy() for c in ("lo", "hi", "nulls"))
+    bad = np.flatnonzero((nulls > 0) | ~np.isfinite(lo) | (lo < 0))
+    if bad.size:
+        raise C2MError(f"weight column {col!r} must be finite and >= 0; see {where(int(bad[0]))}")
+    varying = np.flatnonzero(lo != hi)
+    if varying.size:
+        raise C2MError(
+            f"weight column {col!r} must be constant within a task; it varies in {where(int(varying[0]))}"
+        )
+    return np.asarray(lo, dtype=np.float64)

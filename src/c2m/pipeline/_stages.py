@@ -1,0 +1,121 @@
+"""One function per stage of the flow: typed values in, typed values out, files written.
+
+The CLI's subcommands and ``c2m demo`` call these; each writes the files named
+in docs/schemas.md into an output folder so the next stage can run on them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from c2m import _io
+from c2m.choice import ChoiceData, MultinomialLogit
+from c2m.data import Market, generate_market, sample_respondents, simulate_responses
+from c2m.domain import FeatureCoder, Project
+from c2m.errors import C2MError
+from c2m.market import MarketSimulator
+from c2m.optimize import LineSolution, optimize_line
+from c2m.survey import Design, make_design
+
+
+def generate(project: Project, out: Path, n_persons: int, seed: int) -> Market:
+    """Synthetic market (persons, stores, events, hidden truth) written to ``out``."""
+    market = generate_market(project, n_persons=n_persons, seed=seed)
+    market.write(out)
+    return market
+
+
+def design(
+    project: Project,
+    out: Path,
+    method: str = "balanced_overlap",
+    n_versions: int = 20,
+    n_tasks: int = 12,
+    n_alts: int = 3,
+    seed: int = 0,
+) -> Design:
+    """A choice-based-conjoint design written to ``out`` (design.parquet/.csv/.json)."""
+    result = make_design(
+        project, method=method, n_versions=n_versions, n_tasks=n_tasks, n_alts=n_alts, seed=seed
+    )
+    result.write(out)
+    return result
+
+
+def field_survey(
+    market: Market, survey_design: Design, out: Path, n_respondents: int, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Simulated respondents answer the survey from their hidden preferences."""
+    respondents = sample_respondents(market, n=n_respondents, seed=seed)
+    responses = simulate_responses(
+        market, survey_design.frame, respondents, none_option=survey_design.none_option, seed=seed
+    )
+    _io.write_parquet(out / "respondents.parquet", respondents)
+    _io.write_parquet(out / "responses.parquet", responses)
+    return respondents, responses
+
+
+def choice_data(project: Project, responses: pl.DataFrame) -> ChoiceData:
+    """Code long-format responses with the project's features for estimation."""
+    coder = FeatureCoder.from_project(project)
+    required = ["id", "task", "alt", "chosen"]
+    missing = [c for c in required if c not in responses.columns]
+    if missing:
+        raise C2MError(f"responses: missing column(s) {missing}; see docs/schemas.md")
+    X = coder.encode_frame(responses)
+    features = pl.DataFrame(X, schema=coder.feature_names)
+    frame = pl.concat([responses.select(required), features], how="horizontal").with_columns(
+        chid=pl.struct("id", "task").rank("dense").cast(pl.Int64)
+    )
+    return ChoiceData.from_long(
+        frame, features=coder.feature_names, id_col="id", task_col="chid", alt_col="alt", chosen_col="chosen"
+    )
+
+
+def estimate(project: Project, responses: pl.DataFrame) -> tuple[MultinomialLogit, dict[str, Any]]:
+    """MNL on the estimation tasks; hit rate and share error on the holdout tasks."""
+    holdout = (
+        responses["holdout"].fill_null(False) if "holdout" in responses.columns else pl.Series([False])
+    )
+    train = responses.filter(~holdout) if "holdout" in responses.columns else responses
+    test = responses.filter(holdout) if "holdout" in responses.columns else responses.clear()
+    model = MultinomialLogit(robust=True).fit(choice_data(project, train))
+    validation: dict[str, Any] = {}
+    if test.height:
+        test_data = choice_data(project, test)
+        validation = {
+            "holdout_hit_rate": model.hit_rate(test_data),
+            "holdout_share_mae": model.share_mae(test_data),
+        }
+    return model, validation
+
+
+def coefficients_for(project: Project, model: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The model's coefficients (and covariance) in the project's feature order."""
+    names = FeatureCoder.from_project(project).feature_names
+    features = list(model.get("features", []))
+    if sorted(features) != sorted(names):
+        raise C2MError(
+            f"model features {features} do not match the project's {names}; "
+            "estimate the model with the same project file"
+        )
+    order = [features.index(n) for n in names]
+    coef = np.asarray(model["coef"], dtype=float)[order]
+    vcov = model.get("vcov")
+    cov = None if vcov is None else np.asarray(vcov, dtype=float)[np.ix_(order, order)]
+    return coef, cov
+
+
+def simulator(project: Project, model: dict[str, Any], seed: int = 0) -> MarketSimulator:
+    coef, vcov = coefficients_for(project, model)
+    return MarketSimulator(project, coef, vcov=vcov, seed=seed)
+
+
+def optimize(
+    project: Project, sim: MarketSimulator, n_variants: int, objective: str, seed: int = 0
+) -> LineSolution:
+    return optimize_line(project, sim, n_variants=n_variants, objective=objective, seed=seed)
