@@ -10,7 +10,7 @@ from scipy import stats
 
 from c2m.data import default_project, generate_market, sample_respondents, simulate_responses
 from c2m.domain import FeatureCoder
-from c2m.pipeline import _stages
+from c2m.pipeline import estimate
 from c2m.survey import make_design
 
 
@@ -35,11 +35,11 @@ def test_known_preferences_fall_inside_the_95_percent_intervals() -> None:
     design = make_design(project, method="balanced_overlap", n_versions=30, n_tasks=12, n_alts=3, seed=3)
     respondents = sample_respondents(market, n=1_200, seed=3)
     responses = simulate_responses(market, design.frame, respondents, none_option=True, seed=3)
-    model, validation = _stages.estimate(project, responses)
+    model, validation = estimate(project, responses)
 
-    estimate = dict(zip(model.feature_names_, model.coef_, strict=True))
+    estimated = dict(zip(model.feature_names_, model.coef_, strict=True))
     se = dict(zip(model.feature_names_, model.se_, strict=True))
-    z = np.array([(estimate[f] - b) / se[f] for f, b in zip(names, beta, strict=True)])
+    z = np.array([(estimated[f] - b) / se[f] for f, b in zip(names, beta, strict=True)])
     inside = np.abs(z) < stats.norm.ppf(0.975)
     assert inside.mean() >= 0.85, dict(zip(names, z.round(2), strict=True))
     # jointly: sum of squared z-scores is chi-square with K degrees of freedom under the truth

@@ -108,8 +108,9 @@ class ChoiceData:
         Tasks may have different numbers of alternatives; they are padded with an
         availability mask. Alternatives are laid out by their ``alt_col`` value when
         there are at most max(16, 2 x the largest choice set) distinct values (labelled
-        or positional designs), else by row order within the task. Person traits enter only through feature columns the
-        user builds (e.g. ``income * price``): MNL identifies only what varies within tasks.
+        or positional designs), else by row order within the task. Person traits enter only
+        through feature columns the user builds (e.g. ``income * price``): MNL identifies
+        only what varies within tasks.
         """
         from c2m.choice._long import build_from_long
 
@@ -129,9 +130,7 @@ class ChoiceData:
         """X restricted (and reordered) to the given feature names."""
         missing = [n for n in names if n not in self.feature_names]
         if missing:
-            raise C2MError(
-                f"choice data has no feature(s) {missing}; it has {self.feature_names}"
-            )
+            raise C2MError(f"choice data has no feature(s) {missing}; it has {self.feature_names}")
         if list(names) == self.feature_names:
             return self.X
         idx = [self.feature_names.index(n) for n in names]

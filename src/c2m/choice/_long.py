@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
-_ROW = "__c2m_row"
 _TASK = "__c2m_task"
 
 
@@ -45,7 +44,7 @@ def _bool_column(df: pl.DataFrame, col: str) -> np.ndarray:
         bad = (vals != 0) & (vals != 1)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise C2MError(f"column {col!r} must be 0/1; row {row} has {vals[row]!r}")
+            raise C2MError(f"column {col!r} must be 0/1; row {row} has {s[row]!r}")
         return vals == 1
     if s.dtype in (pl.String, pl.Categorical, pl.Enum):
         low = s.cast(pl.String).str.strip_chars().str.to_lowercase()
@@ -54,29 +53,43 @@ def _bool_column(df: pl.DataFrame, col: str) -> np.ndarray:
         bad = ~(is_true | is_false)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise C2MError(
-                f"column {col!r} must hold TRUE/FALSE, yes/no or 1/0; row {row} has {s[row]!r}"
-            )
+            raise C2MError(f"column {col!r} must hold TRUE/FALSE, yes/no or 1/0; row {row} has {s[row]!r}")
         return is_true
     raise C2MError(f"column {col!r} has type {s.dtype}; expected boolean, 0/1 or TRUE/FALSE")
 
 
-def _features(df: pl.DataFrame, features: Sequence[str], avail: np.ndarray) -> np.ndarray:
-    """Feature matrix (n_rows, K) float64; missing values are errors except at unavailable rows."""
-    for f in features:
+def _fill_features(
+    df: pl.DataFrame,
+    features: Sequence[str],
+    avail: np.ndarray,
+    X: np.ndarray,
+    task: np.ndarray,
+    slot: np.ndarray,
+) -> None:
+    """Write each feature column into X[task, slot, k], one column at a time (low peak memory).
+
+    Missing or non-finite values are errors, except at unavailable rows where they become 0.
+    """
+    for k, f in enumerate(features):
         dt = df.schema[f]
         if not (dt.is_numeric() or dt == pl.Boolean):
             raise C2MError(f"feature column {f!r} has type {dt}; features must be numeric or boolean")
-    F = df.select(pl.col(f).cast(pl.Float64) for f in features).to_numpy().astype(np.float64, copy=False)
-    bad = ~np.isfinite(F) & avail[:, None]
-    if bad.any():
-        row, k = np.argwhere(bad)[0]
-        raise C2MError(
-            f"feature column {features[k]!r} has a missing or non-finite value at row {row} "
-            "(0-based row of the input table); fill or drop it"
-        )
-    F[~avail] = 0.0
-    return np.ascontiguousarray(F)
+        col = df.get_column(f).cast(pl.Float64).to_numpy().astype(np.float64, copy=False)
+        bad = ~np.isfinite(col)
+        if bad.any():
+            if (bad & avail).any():
+                row = int(np.flatnonzero(bad & avail)[0])
+                raise C2MError(
+                    f"feature column {f!r} has a missing or non-finite value at row {row} "
+                    "(0-based row of the input table); fill or drop it"
+                )
+            col = np.where(bad, 0.0, col)
+        X[task, slot, k] = np.where(avail, col, 0.0)
+
+
+def _dense_codes(s: pl.Series) -> np.ndarray:
+    """0-based dense codes of a column's values, in sorted order of the values."""
+    return (s.rank("dense") - 1).cast(pl.Int64).to_numpy()
 
 
 def _check_columns(df: pl.DataFrame, features: Sequence[str], cols: list[str | None]) -> None:
@@ -114,12 +127,11 @@ def build_from_long(
     if df.height == 0:
         raise C2MError("the choice data table is empty")
     keys = [task_col] if id_col is None else [id_col, task_col]
-    df = df.with_row_index(_ROW).with_columns(
-        (pl.struct(keys).rank("dense") - 1).cast(pl.Int64).alias(_TASK)
-    )
-    task = df.get_column(_TASK).to_numpy()
+    task = _dense_codes(df.get_column(task_col))
+    if id_col is not None:  # a task is a (person, task) pair
+        task = _dense_codes(pl.Series(_dense_codes(df.get_column(id_col)) * (int(task.max()) + 1) + task))
     n_tasks = int(task.max()) + 1
-    alt_code = (df.get_column(alt_col).rank("dense") - 1).cast(pl.Int64).to_numpy()
+    alt_code = _dense_codes(df.get_column(alt_col))
     alt_labels = df.get_column(alt_col).unique().sort().to_list()
     sizes = np.bincount(task, minlength=n_tasks)
     j_task = int(sizes.max())
@@ -129,23 +141,25 @@ def build_from_long(
         slot = alt_code
     else:
         J = j_task
-        slot = df.select(pl.int_range(pl.len()).over(_TASK)).to_series().to_numpy().astype(np.int64)
+        order = np.argsort(task, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        slot = np.empty_like(task)
+        slot[order] = np.arange(task.size) - starts[task[order]]  # row order within the task
 
-    task_keys = (
-        df.group_by(_TASK).agg(pl.col(k).first() for k in keys).sort(_TASK).select(keys)
-    )
+    first_row = np.unique(task, return_index=True)[1]  # earliest row of each task
+    task_keys = df.select(keys)[first_row]
 
     def where(t: int) -> str:
         return "task " + ", ".join(f"{k}={v!r}" for k, v in task_keys.row(t, named=True).items())
 
-    cell = task * J + slot
-    counts = np.bincount(cell, minlength=n_tasks * J)
-    if by_alt and (counts > 1).any():
-        c = int(np.flatnonzero(counts > 1)[0])
-        raise C2MError(
-            f"alternative {alt_labels[c % J]!r} appears more than once in {where(c // J)}; "
-            f"each ({', '.join(keys)}, {alt_col}) must be one row"
-        )
+    if by_alt and j_task > 1:
+        counts = np.bincount(task * J + slot, minlength=n_tasks * J)
+        if (counts > 1).any():
+            c = int(np.flatnonzero(counts > 1)[0])
+            raise C2MError(
+                f"alternative {alt_labels[c % J]!r} appears more than once in {where(c // J)}; "
+                f"each ({', '.join(keys)}, {alt_col}) must be one row"
+            )
     avail_rows = np.ones(df.height, dtype=bool) if avail_col is None else _bool_column(df, avail_col)
     chosen_rows = _bool_column(df, chosen_col)
     n_chosen = np.bincount(task, weights=chosen_rows, minlength=n_tasks).astype(np.int64)
@@ -161,10 +175,8 @@ def build_from_long(
         row = int(np.flatnonzero(chosen_unavail)[0])
         raise C2MError(f"row {row} is chosen but marked unavailable in {avail_col!r}")
 
-    F = _features(df, features, avail_rows)
-    K = len(features)
-    X = np.zeros((n_tasks, J, K))
-    X[task, slot] = F
+    X = np.zeros((n_tasks, J, len(features)))
+    _fill_features(df, features, avail_rows, X, task, slot)
     avail = np.zeros((n_tasks, J), dtype=bool)
     avail[task, slot] = avail_rows
     alt_index = np.full((n_tasks, J), -1, dtype=np.intp)
@@ -174,12 +186,11 @@ def build_from_long(
 
     weights = np.ones(n_tasks)
     if weight_col is not None:
-        weights = _task_weights(df, weight_col, n_tasks, where)
+        weights = _task_weights(df.with_columns(pl.Series(_TASK, task)), weight_col, n_tasks, where)
     if id_col is None:
         person = np.arange(n_tasks, dtype=np.intp)
     else:
-        pid = (task_keys.get_column(id_col).rank("dense") - 1).cast(pl.Int64).to_numpy()
-        person = pid.astype(np.intp)
+        person = _dense_codes(task_keys.get_column(id_col)).astype(np.intp)
     return cls(
         X=X,
         avail=avail,
@@ -199,8 +210,11 @@ def _task_weights(df: pl.DataFrame, col: str, n_tasks: int, where: Any) -> np.nd
         raise C2MError(f"weight column {col!r} has type {s.dtype}; expected numbers")
     agg = (
         df.group_by(_TASK)
-        .agg(pl.col(col).cast(pl.Float64).min().alias("lo"), pl.col(col).cast(pl.Float64).max().alias("hi"),
-             pl.col(col).null_count().alias("nulls"))
+        .agg(
+            pl.col(col).cast(pl.Float64).min().alias("lo"),
+            pl.col(col).cast(pl.Float64).max().alias("hi"),
+            pl.col(col).null_count().alias("nulls"),
+        )
         .sort(_TASK)
     )
     lo, hi, nulls = (agg.get_column(c).to_numpy() for c in ("lo", "hi", "nulls"))

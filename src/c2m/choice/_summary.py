@@ -37,7 +37,7 @@ def _stars(p: float) -> str:
 
 def format_report(title: str, header: Sequence[tuple[str, str]], table: pl.DataFrame) -> str:
     """Two-column header of fit statistics followed by the coefficient table."""
-    width = max(len(f) for f in table.get_column("feature").to_list() + ["feature"])
+    width = max(len(f) for f in [*table.get_column("feature").to_list(), "feature"])
     lines = [title, "=" * len(title)]
     half = (len(header) + 1) // 2
     left, right = header[:half], header[half:]

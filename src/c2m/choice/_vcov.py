@@ -44,7 +44,7 @@ def clustered_sandwich(bread: FloatArray, scores: FloatArray, groups: IntArray) 
     G = int(groups.max()) + 1
     if G < 2:
         raise C2MError("clustered standard errors need at least 2 persons (clusters)")
-    summed = np.column_stack(
+    summed: FloatArray = np.column_stack(
         [np.bincount(groups, weights=scores[:, k], minlength=G) for k in range(scores.shape[1])]
     )
     return sandwich(bread, summed) * (G / (G - 1))

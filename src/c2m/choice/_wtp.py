@@ -52,7 +52,7 @@ def wtp_table(
         if n_draws < 2:
             raise C2MError(f"n_draws must be at least 2, got {n_draws}")
         rng = np.random.default_rng(seed)
-        draws = rng.multivariate_normal(coef, vcov, size=n_draws, method="cholesky")
+        draws = rng.multivariate_normal(coef, vcov, size=n_draws)
         sims = -draws[:, others] / draws[:, [p]]
         se = sims.std(axis=0, ddof=1)
         lo, hi = np.percentile(sims, [2.5, 97.5], axis=0)

@@ -129,12 +129,16 @@ def population_from_frame(project: Project, persons: pl.DataFrame) -> Population
         raise C2MError(f"persons: city {unknown[0]!r} is not a city of project {project.name!r}")
     tiers = np.array([c.tier for c in project.cities])
     city = persons["city"].replace_strict(city_index, return_dtype=pl.Int64).to_numpy()
-    age = persons["age_band"].replace_strict(
-        {a: k for k, a in enumerate(AGE_BANDS)}, return_dtype=pl.Int64
-    ).to_numpy()
-    income = persons["income_band"].replace_strict(
-        {a: k for k, a in enumerate(INCOME_BANDS)}, return_dtype=pl.Int64
-    ).to_numpy()
+    age = (
+        persons["age_band"]
+        .replace_strict({a: k for k, a in enumerate(AGE_BANDS)}, return_dtype=pl.Int64)
+        .to_numpy()
+    )
+    income = (
+        persons["income_band"]
+        .replace_strict({a: k for k, a in enumerate(INCOME_BANDS)}, return_dtype=pl.Int64)
+        .to_numpy()
+    )
     return Population(
         city=city,
         tier=tiers[city],
@@ -158,8 +162,13 @@ def stores_frame(project: Project, rng: np.random.Generator) -> pl.DataFrame:
                 "lon": [float(s.lon) for s in project.stores],
                 "kind": [s.kind for s in project.stores],
             },
-            schema={"store_id": pl.String, "city": pl.String, "lat": pl.Float64, "lon": pl.Float64,
-                    "kind": pl.String},
+            schema={
+                "store_id": pl.String,
+                "city": pl.String,
+                "lat": pl.Float64,
+                "lon": pl.Float64,
+                "kind": pl.String,
+            },
         )
     p_city = city_weights(project)
     ids: list[str] = []
@@ -178,6 +187,11 @@ def stores_frame(project: Project, rng: np.random.Generator) -> pl.DataFrame:
             kinds.append("own" if rng.random() < 0.7 else "partner")
     return pl.DataFrame(
         {"store_id": ids, "city": cities, "lat": lats, "lon": lons, "kind": kinds},
-        schema={"store_id": pl.String, "city": pl.String, "lat": pl.Float64, "lon": pl.Float64,
-                "kind": pl.String},
+        schema={
+            "store_id": pl.String,
+            "city": pl.String,
+            "lat": pl.Float64,
+            "lon": pl.Float64,
+            "kind": pl.String,
+        },
     )

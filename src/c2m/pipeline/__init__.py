@@ -6,6 +6,7 @@ that only reads a project file stays fast.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._contracts import ProductDefinition
@@ -13,15 +14,35 @@ from ._files import project_and_text, read_json, read_table
 
 if TYPE_CHECKING:
     from ._demo import STAGES, DemoResult, run_demo
+    from ._stages import choice_data, coefficients_for, estimate, simulator
 
-__all__ = ["STAGES", "DemoResult", "ProductDefinition", "project_and_text", "read_json", "read_table", "run_demo"]
+__all__ = [
+    "STAGES",
+    "DemoResult",
+    "ProductDefinition",
+    "choice_data",
+    "coefficients_for",
+    "estimate",
+    "project_and_text",
+    "read_json",
+    "read_table",
+    "run_demo",
+    "simulator",
+]
 
-_LAZY = {"STAGES", "DemoResult", "run_demo"}
+_LAZY = {
+    "STAGES": "_demo",
+    "DemoResult": "_demo",
+    "run_demo": "_demo",
+    "choice_data": "_stages",
+    "coefficients_for": "_stages",
+    "estimate": "_stages",
+    "simulator": "_stages",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from . import _demo
-
-        return getattr(_demo, name)
+        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module 'c2m.pipeline' has no attribute {name!r}")

@@ -1,0 +1,29 @@
+"""Battery service: swap demand, swap-station siting, station battery stock, rent versus buy."""
+
+from ._demand import fleet_pack, swap_demand
+from ._geo import distance_matrix_km, haversine_km
+from ._network import plan_swap_network
+from ._queue import erlang_b, erlang_c, hourly_profile
+from ._rent import rent_vs_buy
+from ._siting import lane_wait_probability, lanes_needed, site_stations, store_demand
+from ._stock import offered_load, simulate_station, station_stock, wait_probability
+
+__all__ = [
+    "distance_matrix_km",
+    "erlang_b",
+    "erlang_c",
+    "fleet_pack",
+    "haversine_km",
+    "hourly_profile",
+    "lane_wait_probability",
+    "lanes_needed",
+    "offered_load",
+    "plan_swap_network",
+    "rent_vs_buy",
+    "simulate_station",
+    "site_stations",
+    "station_stock",
+    "store_demand",
+    "swap_demand",
+    "wait_probability",
+]
