@@ -137,8 +137,11 @@ def test_feature_constant_within_tasks_is_not_identified() -> None:
             "income": np.repeat(rng.normal(size=n), J),  # a person trait
         }
     )
+    m = MultinomialLogit().fit(df, features=["price"])
     with pytest.raises(C2MError, match=r"\['income'\] never vary within a task"):
-        MultinomialLogit().fit(df, features=["price", "income"])
+        m.fit(df, features=["price", "income"])
+    with pytest.raises(C2MError, match="not fitted"):  # the failed refit left no stale estimates
+        m.summary()
     collinear = df.with_columns((2 * pl.col("price")).alias("price2"))
     with pytest.raises(C2MError, match=r"not identified.*price"):
         MultinomialLogit().fit(collinear, features=["price", "price2"])

@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import approx_fprime, check_grad
 
 from c2m.choice import ChoiceData, MultinomialLogit, _mnl_numba
-from c2m.choice._mnl_math import _hessian, _loss_and_grad, probabilities, task_scores
+from c2m.choice._mnl_math import _hessian, _loss_and_grad, _loss_grad_hess, probabilities, task_scores
 
 
 def _random_problem(seed: int, n: int = 300, J: int = 4, K: int = 5) -> tuple[np.ndarray, ...]:
@@ -88,3 +88,12 @@ def test_numba_and_numpy_engines_give_the_same_fit(electricity_data: ChoiceData)
     np.testing.assert_allclose(b.coef_, a.coef_, rtol=1e-9)
     np.testing.assert_allclose(b.se_, a.se_, rtol=1e-8)
     assert b.loglik_ == pytest.approx(a.loglik_, rel=1e-12)
+
+
+def test_fused_numpy_derivatives_agree_with_separate_ones() -> None:
+    beta, X, avail, chosen, w = _random_problem(6)
+    loss, grad, H = _loss_grad_hess(beta, X, avail, chosen, w)
+    ref_loss, ref_grad = _loss_and_grad(beta, X, avail, chosen, w)
+    assert loss == pytest.approx(ref_loss, rel=1e-14)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-12)
+    np.testing.assert_allclose(H, _hessian(beta, X, avail, w), rtol=1e-12)

@@ -107,3 +107,15 @@ def test_check_profile_errors() -> None:
         check_profile(PROJECT, dict(BASE, sunroof="maybe"), where="line[0]")
     with pytest.raises(C2MError, match=r"unknown attribute\(s\) \['wheels'\]"):
         check_profile(PROJECT, dict(BASE, wheels="alloy"))
+
+
+def test_prohibition_on_a_numeric_level_matches_its_value() -> None:
+    raw = PROJECT.model_dump()
+    raw["prohibitions"].append({"levels": {"sunroof": "yes", "price": ["p45k", "p55k"]}, "reason": None})
+    from c2m.domain import project_from_dict
+
+    project = project_from_dict(raw)
+    assert is_prohibited(project, dict(BASE, sunroof="yes", price=45000.0))
+    assert is_prohibited(project, dict(BASE, sunroof="yes", price=55000))
+    assert not is_prohibited(project, dict(BASE, sunroof="yes", price=65000.0))
+    assert not is_prohibited(project, dict(BASE, sunroof="no", price=45000.0))

@@ -214,3 +214,34 @@ def test_default_project_profit_three_variants() -> None:
     greedy = optimize_line(project, sim, 3, "profit", method="greedy")
     assert greedy.objective_value <= sol.objective_value + 1e-9 * abs(sol.objective_value)
     assert not any(is_prohibited(project, v) for v in sol.variants)
+
+
+def test_heuristic_is_deterministic_for_a_seed(project, make_coef) -> None:
+    coefs = np.vstack([make_coef(project, s) for s in range(25)])
+    sim = MarketSimulator(project, coefs.mean(axis=0), individual=coefs)
+    a = optimize_line(project, sim, 3, "profit", price_grid=GRID, seed=4)
+    b = optimize_line(project, sim, 3, "profit", price_grid=GRID, seed=4)
+    assert a.variants == b.variants and a.objective_value == b.objective_value and a.bound == b.bound
+
+
+def test_money_objectives_need_cities(project, make_coef) -> None:
+    bare = project.model_copy(update={"cities": []})
+    sim = MarketSimulator(bare, make_coef(project, 1))
+    with pytest.raises(C2MError, match="market_size"):
+        optimize_line(bare, sim, 2, "profit")
+    assert optimize_line(bare, sim, 2, "share", price_grid=GRID).gap == 0.0
+
+
+def test_time_limited_exact_keeps_a_valid_bound() -> None:
+    project = default_project()
+    coder = FeatureCoder.from_project(project)
+    rng = np.random.default_rng(11)
+    coef = rng.normal(0.0, 0.4, coder.n_features)
+    coef[coder.feature_names.index("price")] = -1.0
+    coef[coder.feature_names.index("none")] = 0.0
+    sim = MarketSimulator(project, coef)
+    full = optimize_line(project, sim, 2, "profit")
+    rushed = optimize_line(project, sim, 2, "profit", time_limit=0.0)
+    assert rushed.method in ("exact", "dinkelbach")
+    assert rushed.objective_value <= full.objective_value + 1e-9 * abs(full.objective_value)
+    assert rushed.bound >= full.objective_value - 1e-9 * abs(full.objective_value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import polars as pl
 import pytest
@@ -71,36 +73,54 @@ def projects_with_prohibitions(draw: st.DrawFn) -> Project:
         {"name": f"a{i}", "levels": [{"name": f"l{k}"} for k in range(draw(_LEVELS))]} for i in range(n_cat)
     ]
     if draw(st.booleans()):
-        attributes.append({
-            "name": "price", "kind": "numeric", "scale": 100.0,
-            "levels": [{"name": f"p{k}", "value": 100.0 * (k + 1)} for k in range(draw(_LEVELS))],
-        })
+        attributes.append(
+            {
+                "name": "price",
+                "kind": "numeric",
+                "scale": 100.0,
+                "levels": [{"name": f"p{k}", "value": 100.0 * (k + 1)} for k in range(draw(_LEVELS))],
+            }
+        )
     prohibitions = []
     for _ in range(draw(st.integers(min_value=0, max_value=4))):
         pair = draw(st.lists(st.integers(0, n_cat - 1), min_size=2, max_size=2, unique=True))
         levels = {}
         for i in pair:
             names = [lv["name"] for lv in attributes[i]["levels"]]
-            levels[f"a{i}"] = draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names) - 1,
-                                            unique=True))
+            levels[f"a{i}"] = draw(
+                st.lists(st.sampled_from(names), min_size=1, max_size=len(names) - 1, unique=True)
+            )
         prohibitions.append({"levels": levels})
     return small_project(attributes, prohibitions, none=draw(st.booleans()))
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("C2M_HYPOTHESIS_EXAMPLES", "20"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(project=projects_with_prohibitions(), n_alts=st.integers(2, 3), seed=st.integers(0, 2**16))
 def test_prohibitions_never_violated_on_random_projects(project: Project, n_alts: int, seed: int) -> None:
     space = ProfileSpace.from_project(project)
     n_allowed = len(enumerate_profiles(project))
     assert len(space.allowed_profiles()) == n_allowed
     for method in METHODS:
-        kwargs = {"method": method, "n_versions": 2, "n_tasks": 4, "n_alts": n_alts, "n_holdout": 1,
-                  "seed": seed}
+        kwargs = {
+            "method": method,
+            "n_versions": 2,
+            "n_tasks": 4,
+            "n_alts": n_alts,
+            "n_holdout": 1,
+            "seed": seed,
+        }
         if n_allowed < n_alts:
             with pytest.raises(C2MError):
                 make_design(project, **kwargs)
             continue
-        check_valid(project, make_design(project, **kwargs))
+        design = make_design(project, **kwargs)
+        check_valid(project, design)
+        diagnostics = design_diagnostics(project, design)
+        assert diagnostics.level_counts["count"].sum() == 2 * 3 * n_alts * len(project.attributes)
+        assert method in diagnostics.summary()
 
 
 def test_complete_enumeration_balances_levels_better_than_random(

@@ -25,9 +25,16 @@ TINY = small_project(
     [
         {"name": "colour", "levels": [{"name": "red"}, {"name": "blue"}, {"name": "green"}]},
         {"name": "fast", "levels": [{"name": "no"}, {"name": "yes"}]},
-        {"name": "price", "kind": "numeric", "scale": 100.0,
-         "levels": [{"name": "low", "value": 100.0}, {"name": "mid", "value": 150.0},
-                    {"name": "high", "value": 200.0}]},
+        {
+            "name": "price",
+            "kind": "numeric",
+            "scale": 100.0,
+            "levels": [
+                {"name": "low", "value": 100.0},
+                {"name": "mid", "value": 150.0},
+                {"name": "high", "value": 200.0},
+            ],
+        },
     ],
     prohibitions=[{"levels": {"colour": "green", "fast": "yes"}}],
 )
@@ -57,10 +64,12 @@ def brute_force_information(X: np.ndarray, beta: np.ndarray) -> np.ndarray:
         for choices in itertools.product(range(M), repeat=T):
             prob = np.exp(loglik(beta, v, choices))
             h = 1e-5
-            score = np.array([
-                (loglik(beta + h * e, v, choices) - loglik(beta - h * e, v, choices)) / (2 * h)
-                for e in np.eye(K)
-            ])
+            score = np.array(
+                [
+                    (loglik(beta + h * e, v, choices) - loglik(beta - h * e, v, choices)) / (2 * h)
+                    for e in np.eye(K)
+                ]
+            )
             info += prob * np.outer(score, score)
     return info / V
 
@@ -140,8 +149,9 @@ def simulate_and_fit(
 
 def test_analytic_standard_errors_match_simulated_estimates() -> None:
     beta = np.array([0.5, -0.4, 0.7, -1.2, 0.3])
-    design = make_design(TINY, method="balanced_overlap", n_versions=4, n_tasks=9, n_alts=3, n_holdout=1,
-                         seed=7)
+    design = make_design(
+        TINY, method="balanced_overlap", n_versions=4, n_tasks=9, n_alts=3, n_holdout=1, seed=7
+    )
     n_per_version = 40
     n_respondents = n_per_version * design.n_versions
     se = expected_standard_errors(TINY, design, beta, n_respondents=n_respondents)["se"].to_numpy()
@@ -176,3 +186,20 @@ def test_unidentified_design_reports_infinite_error() -> None:
     assert d_error(TINY, broken) == float("inf")
     table = required_sample_size(TINY, broken)
     assert table.filter(pl.col("feature") == "colour=blue")["n_required"].is_null().all()
+
+
+def test_low_rank_candidate_update_equals_direct_log_det() -> None:
+    from c2m.survey._efficient import _candidate_values
+    from c2m.survey._information import log_det, task_information
+
+    rng = np.random.default_rng(4)
+    R, n, M, K, V = 3, 7, 4, 6, 5
+    Xc, Xo = rng.normal(size=(n, M, K)), rng.normal(size=(M, K))
+    beta = rng.normal(0.0, 0.5, size=(R, K))
+    B = rng.normal(size=(R, K, K))
+    total = (B @ np.swapaxes(B, -1, -2) + np.eye(K)) * V
+    total_with_old = total + task_information(Xo[None], beta)[:, 0]
+    A = total_with_old / V
+    direct = log_det((total[:, None] + task_information(Xc, beta)) / V)  # (R, n)
+    got = _candidate_values(Xc, Xo, beta, np.linalg.inv(A), log_det(A), V, lambda ld: ld)
+    assert np.allclose(got, direct, atol=1e-10)

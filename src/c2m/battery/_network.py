@@ -38,9 +38,11 @@ def plan_swap_network(
     ``packs``, ``swaps_per_day``, ``peak_swaps_per_hour``, ``p_wait``, ``capital_cost``, then
     ``kind``, ``stations``, ``demand_swaps_per_day``, ``served_by``, ``distance_to_station_km``,
     ``served_share``, ``mip_gap``. ``packs`` is the smallest stock (at least ``min_packs`` per
-    station) with ``P(no charged pack) <= target_wait_prob``; ``p_wait`` is the probability a
-    driver waits for a pack or a lane, ``1 - (1 - P_pack)(1 - P_lane)``, averaged over the
-    day's arrivals (null where there is no station); ``capital_cost`` is ``station_cost`` per
+    station) with ``P(no charged pack) <= target_wait_prob / 2`` and ``lanes`` the fewest
+    lanes with ``P(wait for a lane) <= target_wait_prob / 2``, so that ``p_wait``, the
+    probability a driver waits for a pack or a lane, ``1 - (1 - P_pack)(1 - P_lane)``
+    averaged over the day's arrivals, is at most ``target_wait_prob`` (null without a
+    station); ``capital_cost`` is ``station_cost`` per
     station plus the packs at the stocked pack's cost.
     """
     if min_packs < 0 or station_cost < 0:
@@ -54,6 +56,7 @@ def plan_swap_network(
         budget_stations=budget_stations,
         station_capacity_per_day=station_capacity_per_day,
         method=method,
+        lane_wait_prob=target_wait_prob / 2.0,
     )
     profile = hourly_profile()
     packs: list[int] = []
@@ -66,7 +69,7 @@ def plan_swap_network(
             capital.append(0.0)
             continue
         arrivals = load * profile
-        s = max(min_packs * k, station_stock(arrivals, charge_hours, target_wait_prob))
+        s = max(min_packs * k, station_stock(arrivals, charge_hours, target_wait_prob / 2.0))
         p_pack = wait_probability(arrivals, s, charge_hours)
         p_lane = lane_wait_probability(arrivals, lanes)
         packs.append(s)

@@ -15,8 +15,8 @@ def rent_vs_buy(project: Project, monthly_km: float = 1500, months: int = 120) -
     Buying costs the pack's ``cost`` at month 0. Renting costs, each month, the plan's fee plus
     ``overage_per_km`` for every km above ``km_cap``. ``break_even_month`` is the first month in
     which renting has cost at least as much as buying (null if not within ``months``).
-    Returns ``pack``, ``plan``, ``month`` (1..months), ``monthly_rent``, ``rent_cumulative``,
-    ``buy_cumulative``, ``break_even_month``.
+    Returns ``pack``, ``plan``, ``month`` (1..months), ``monthly_rent``, ``rent_cost`` (cumulative),
+    ``buy_cost`` (cumulative), ``break_even_month``.
     """
     if monthly_km < 0 or months < 1:
         raise C2MError(f"rent_vs_buy: need monthly_km >= 0 and months >= 1, got {monthly_km}, {months}")
@@ -36,8 +36,8 @@ def rent_vs_buy(project: Project, monthly_km: float = 1500, months: int = 120) -
                         "plan": plan.name,
                         "month": month.astype(np.int64),
                         "monthly_rent": np.full(months, monthly),
-                        "rent_cumulative": rent.astype(float),
-                        "buy_cumulative": np.full(months, float(pack.cost)),
+                        "rent_cost": rent.astype(float),
+                        "buy_cost": np.full(months, float(pack.cost)),
                         "break_even_month": pl.Series([be] * months, dtype=pl.Int64),
                     }
                 )

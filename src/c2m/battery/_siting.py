@@ -37,10 +37,11 @@ from c2m.errors import C2MError
 
 from ._geo import distance_matrix_km
 from ._queue import erlang_c, hourly_profile
+from ._quiet import quiet_stdout
 
 Method = Literal["milp", "greedy"]
 KIND_WEIGHTS = {"own": 1.0, "partner": 0.5}
-SWAP_MINUTES = 3.0  # a ~99 s swap plus driving in and out of the lane
+SWAP_MINUTES = 2.0  # a ~99 s swap plus ~20 s to drive in and out of the lane
 _EPS = 0.5
 
 
@@ -268,12 +269,14 @@ def _milp(
     if budget is not None:
         # phase 1: serve as many swaps as the budget allows
         c1 = np.concatenate([np.zeros(n + P), w[pts]])
-        r1 = milp(c1, constraints=cons, integrality=integ, bounds=bounds, options=opts)
+        with quiet_stdout():
+            r1 = milp(c1, constraints=cons, integrality=integ, bounds=bounds, options=opts)
         if r1.x is None:
             raise C2MError(f"site_stations: the solver failed ({r1.message})")
         tol = 1e-7 * max(w.sum(), 1.0)
         cons = [*cons, LinearConstraint(c1[None, :], -np.inf, float(r1.fun) + tol)]
-    res = milp(c, constraints=cons, integrality=integ, bounds=bounds, options=opts)
+    with quiet_stdout():
+        res = milp(c, constraints=cons, integrality=integ, bounds=bounds, options=opts)
     if res.x is None:
         raise C2MError(
             f"site_stations: no feasible siting ({res.message}); some store may be farther than "
@@ -316,7 +319,8 @@ def _greedy(w: np.ndarray, d: np.ndarray, R: float, cap: float, K: int, budget: 
     # gap against the LP relaxation of the same model
     ii, jj, _pts, _P, n_u, cons, bounds, _ = _model(w, d, R, cap, K, budget)
     if budget is None:
-        lp = milp(_objective(w, d, R, ii, jj, n_u), constraints=cons, bounds=bounds)
+        with quiet_stdout():
+            lp = milp(_objective(w, d, R, ii, jj, n_u), constraints=cons, bounds=bounds)
         obj = float(k.sum()) + float(
             sum(_EPS * d[i, j] * w[j] * v for (i, j), v in y.items()) / (max(R, 1e-9) * max(w.sum(), 1e-12))
         )

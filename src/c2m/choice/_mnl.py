@@ -30,8 +30,9 @@ class MultinomialLogit:
             person (the id column) with the small-sample factor G/(G-1).
         tol: convergence tolerance on the gradient of the mean log-likelihood.
         maxiter: maximum number of Newton (trust-region) iterations.
-        engine: ``"numpy"`` (reference), ``"numba"`` (one fused multi-threaded pass, needs
-            numba) or ``"auto"`` (numba for large data when installed).
+        engine: ``"numpy"`` (reference), ``"numba"`` (one fused compiled pass per iteration,
+            needs numba) or ``"auto"`` (numba for >= 200,000 task x alternative cells when
+            numba is installed, else NumPy).
 
     Person traits (income, age...) do not vary within a task, so they are not
     identified alone: interact them with an attribute or a constant in a feature column.
@@ -60,6 +61,9 @@ class MultinomialLogit:
         """Estimate the coefficients; ``data`` is ChoiceData or a long table with ``features=``."""
         data = _as_data(data, features, long_kwargs)
         se_type = self._se_type()
+        if se_type == "cluster" and data.n_persons < 2:
+            raise C2MError("clustered standard errors need at least 2 persons in the id column")
+        self.__dict__.pop("coef_", None)  # a failed refit must not leave a half-updated model
         self.base_features_ = list(data.feature_names)
         use_asc = (
             self.alt_specific_constants if self.alt_specific_constants is not None else self.fit_intercept
@@ -71,29 +75,26 @@ class MultinomialLogit:
         fit = newton_fit(
             X, data.avail, data.chosen, data.weights, tol=self.tol, maxiter=self.maxiter, engine=self.engine
         )
-        beta = fit.beta
-        self.coef_ = beta
+        try:
+            vcov = inverse_hessian(fit.hess, self.feature_names_)
+        except C2MError:
+            _check_variation(X, data.avail, self.feature_names_)  # the more specific message, if it applies
+            raise
+        scores = task_scores(fit.beta, X, data.avail, data.chosen, data.weights)
+        self.vcov_ = vcov
+        self.vcov_robust_ = sandwich(vcov, scores)
+        self.vcov_cluster_: FloatArray | None = None
+        if data.n_persons >= 2:
+            self.vcov_cluster_ = clustered_sandwich(vcov, scores, data.person)
+        self.se_type_ = se_type
         self.n_iter_ = fit.n_iter
         self.converged_ = fit.success
         self.engine_ = fit.engine
         self.loglik_ = -fit.loss
-        n_avail = data.avail.sum(axis=1)
-        self.loglik_null_ = -float(data.weights @ np.log(n_avail))
+        self.loglik_null_ = -float(data.weights @ np.log(data.avail.sum(axis=1)))
         self.n_obs_ = data.n_tasks
         self.n_persons_ = data.n_persons
-        try:
-            self.vcov_ = inverse_hessian(fit.hess, self.feature_names_)
-        except C2MError:
-            _check_variation(X, data.avail, self.feature_names_)  # the more specific message, if it applies
-            raise
-        scores = task_scores(beta, X, data.avail, data.chosen, data.weights)
-        self.vcov_robust_ = sandwich(self.vcov_, scores)
-        self.vcov_cluster_: FloatArray | None = None
-        if data.n_persons >= 2:
-            self.vcov_cluster_ = clustered_sandwich(self.vcov_, scores, data.person)
-        if se_type == "cluster" and self.vcov_cluster_ is None:
-            raise C2MError("clustered standard errors need at least 2 persons in the id column")
-        self.se_type_ = se_type
+        self.coef_ = fit.beta
         self._set_fit_stats()
         return self
 

@@ -71,6 +71,20 @@ def _hessian(beta: FloatArray, X: FloatArray, avail: BoolArray, weights: FloatAr
     return np.asarray(0.5 * (H + H.T), dtype=np.float64)
 
 
+def _loss_grad_hess(
+    beta: FloatArray, X: FloatArray, avail: BoolArray, chosen: IntArray, weights: FloatArray
+) -> tuple[float, FloatArray, FloatArray]:
+    """Loss, gradient and Hessian sharing one probability computation (Newton iterations)."""
+    logp, P = log_probabilities(beta, X, avail)
+    n, J, K = X.shape
+    loss = -float(weights @ logp[np.arange(n), chosen])
+    xbar = np.einsum("tj,tjk->tk", P, X)
+    grad = (weights @ xbar) - weights @ chosen_rows(X, chosen)
+    flat = X.reshape(n * J, K)
+    H = flat.T @ (flat * (weights[:, None] * P).reshape(n * J, 1)) - xbar.T @ (xbar * weights[:, None])
+    return loss, grad, np.asarray(0.5 * (H + H.T), dtype=np.float64)
+
+
 def task_scores(
     beta: FloatArray, X: FloatArray, avail: BoolArray, chosen: IntArray, weights: FloatArray
 ) -> FloatArray:

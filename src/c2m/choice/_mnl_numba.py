@@ -88,5 +88,11 @@ def loss_grad_hess(
     """Negative weighted log-likelihood, its gradient and Hessian (numba, one pass)."""
     if not available() or _KERNEL is None:
         raise RuntimeError("numba is not installed")
-    loss, g, H = _KERNEL(np.ascontiguousarray(beta, dtype=np.float64), X, avail, chosen, weights)
+    loss, g, H = _KERNEL(
+        np.ascontiguousarray(beta, dtype=np.float64),
+        np.ascontiguousarray(X, dtype=np.float64),
+        np.ascontiguousarray(avail, dtype=np.bool_),
+        np.ascontiguousarray(chosen, dtype=np.intp),
+        np.ascontiguousarray(weights, dtype=np.float64),
+    )
     return float(loss), np.asarray(g), np.asarray(H)

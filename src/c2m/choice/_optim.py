@@ -8,7 +8,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from c2m.choice import _mnl_numba
-from c2m.choice._mnl_math import BoolArray, FloatArray, IntArray, _hessian, _loss_and_grad
+from c2m.choice._mnl_math import BoolArray, FloatArray, IntArray, _loss_grad_hess
 from c2m.errors import C2MError
 
 ENGINES = ("auto", "numpy", "numba")
@@ -51,20 +51,14 @@ class _Objective:
         self.engine = engine
         self.scale = 1.0 / float(weights.sum())  # optimise the mean: tolerances independent of n
         self._beta: FloatArray | None = None
-        self._last: tuple[float, FloatArray, FloatArray | None] | None = None
+        self._last: tuple[float, FloatArray, FloatArray] | None = None
 
-    def evaluate(self, beta: FloatArray) -> tuple[float, FloatArray, FloatArray | None]:
-        """(loss, grad, Hessian or None) at ``beta``, reusing the last result at the same point."""
+    def evaluate(self, beta: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        """(loss, grad, Hessian) at ``beta``, reusing the last result at the same point."""
         if self._last is not None and self._beta is not None and np.array_equal(beta, self._beta):
             return self._last
-        X, avail, chosen, weights = self.args
-        if self.engine == "numba":
-            out: tuple[float, FloatArray, FloatArray | None] = _mnl_numba.loss_grad_hess(
-                beta, X, avail, chosen, weights
-            )
-        else:
-            loss, grad = _loss_and_grad(beta, X, avail, chosen, weights)
-            out = (loss, grad, None)
+        kernel = _mnl_numba.loss_grad_hess if self.engine == "numba" else _loss_grad_hess
+        out = kernel(beta, *self.args)
         self._beta, self._last = np.array(beta, dtype=np.float64), out
         return out
 
@@ -73,11 +67,7 @@ class _Objective:
         return loss * self.scale, grad * self.scale
 
     def hess(self, beta: FloatArray) -> FloatArray:
-        _, _, H = self.evaluate(beta)
-        if H is None:
-            X, avail, _, weights = self.args
-            H = _hessian(beta, X, avail, weights)
-        return H * self.scale
+        return self.evaluate(beta)[2] * self.scale
 
 
 def newton_fit(
@@ -105,7 +95,5 @@ def newton_fit(
     )
     beta = np.asarray(res.x, dtype=np.float64)
     loss, grad, hess = obj.evaluate(beta)
-    if hess is None:
-        hess = _hessian(beta, X, avail, weights)
     small_grad = bool(np.max(np.abs(grad * obj.scale)) <= 10 * tol)
     return FitResult(beta, loss, grad, hess, int(res.nit), bool(res.success) or small_grad, eng)

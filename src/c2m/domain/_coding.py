@@ -182,13 +182,22 @@ def check_profile(project: Project, profile: Profile, where: str = "profile") ->
 
 def is_prohibited(project: Project, profile: Profile) -> bool:
     """True when the profile matches any of the project's prohibited combinations."""
-    for prohibition in project.prohibitions:
-        if all(
-            str(profile.get(attr)) in ([levels] if isinstance(levels, str) else levels)
+    return any(
+        all(
+            _matches(project.attribute(attr), profile.get(attr), [levels] if isinstance(levels, str) else levels)
             for attr, levels in prohibition.levels.items()
-        ):
-            return True
-    return False
+        )
+        for prohibition in project.prohibitions
+    )
+
+
+def _matches(attribute: Attribute, value: str | float | None, level_names: list[str]) -> bool:
+    """Whether a profile's value is one of the named levels (numeric: equal to the level's value)."""
+    if value is None:
+        return False
+    if attribute.kind == "numeric" and not isinstance(value, str):
+        return any(float(value) == attribute.level(name).value for name in level_names)
+    return str(value) in level_names
 
 
 def variable_cost(project: Project, profile: Profile) -> float:

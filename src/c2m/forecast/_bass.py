@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import least_squares
+from scipy.special import gammaln
 
 from c2m.errors import C2MError
 
@@ -162,24 +163,24 @@ def fit_bass(
         raise C2MError("fit_bass: no adoptions observed")
 
     prior: tuple[float, float] | None = None
-    if m_prior is not None:
-        prior = (float(m_prior), 0.25 * float(m_prior)) if np.isscalar(m_prior) else tuple(m_prior)  # type: ignore[arg-type,assignment]
-        if prior is not None and not (prior[0] > 0 and prior[1] > 0):
-            raise C2MError(f"fit_bass: m_prior needs a positive mean and sd, got {m_prior}")
+    if isinstance(m_prior, tuple):
+        prior = (float(m_prior[0]), float(m_prior[1]))
+    elif m_prior is not None:
+        prior = (float(m_prior), 0.25 * float(m_prior))
+    if prior is not None and not (prior[0] > 0 and prior[1] > 0):
+        raise C2MError(f"fit_bass: m_prior needs a positive mean and sd, got {m_prior}")
 
     total = float(y_cum[-1])
-    best: tuple[float, FloatArray] | None = None
+    rate = 5.0 / t_arr[-1]  # starting values scaled to the observed time span
+    best: tuple[float, FloatArray, bool] | None = None
     for p0, q0, mfac in ((0.05, 0.3, 1.5), (0.3, 0.5, 1.1), (0.01, 1.0, 2.0), (1.0, 1.0, 1.02)):
-        scale = 1.0 / t_arr[-1] * 5.0
-        x0 = np.array([p0 * scale, q0 * scale, total * mfac])
+        x0 = np.array([p0 * rate, q0 * rate, total * mfac])
         theta, conv = _irls(t_arr, y, x0, prior, max_iter)
-        mu = _increments(t_arr, theta)
-        dev = _poisson_deviance(y, mu) + _prior_penalty(theta, prior)
+        dev = _poisson_deviance(y, _increments(t_arr, theta)) + _prior_penalty(theta, prior)
         if best is None or dev < best[0]:
-            best = (dev, theta)
-            converged = conv
+            best = (dev, theta, conv)
     assert best is not None
-    theta = best[1]
+    _, theta, converged = best
     p, q, m = (float(v) for v in theta)
     mu = np.maximum(_increments(t_arr, theta), 1e-12)
     J = bass_increment_jacobian(t_arr, p, q, m)
@@ -195,8 +196,6 @@ def fit_bass(
         cov = np.linalg.inv(scaled) * np.outer(scale, scale)
     except np.linalg.LinAlgError:
         cov = np.linalg.pinv(scaled) * np.outer(scale, scale)
-    from scipy.special import gammaln
-
     loglik = float(np.sum(y * np.log(mu) - mu - gammaln(y + 1.0)))
     se = {name: float(np.sqrt(max(cov[i, i], 0.0))) for i, name in enumerate(("p", "q", "m"))}
     return BassFit(p, q, m, cov, loglik, dispersion, int(n), bool(converged), se)

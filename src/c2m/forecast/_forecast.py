@@ -76,6 +76,8 @@ def forecast_demand(
         observed, shares = _weekly_preorders(preorders, cells)
         W = observed.shape[1]
         total = observed.sum(axis=0).cumsum()
+        if total[-1] <= 0:
+            raise C2MError("forecast_demand: preorders holds no pre-order at all; pass preorders=None")
         # a weak prior (sd = 100 %) at the horizon's potential keeps m finite on early data
         potential = max(float(M.sum()), float(total[-1]))
         fit = fit_bass(np.arange(1, W + 1, dtype=float), total, m_prior=(potential, potential))

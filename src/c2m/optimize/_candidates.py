@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from c2m.domain import FeatureCoder, Project, enumerate_profiles, is_prohibited
+from c2m.domain import Attribute, FeatureCoder, Project, enumerate_profiles, is_prohibited
 from c2m.errors import C2MError
 from c2m.market import MarketSimulator, unit_economics
 
@@ -223,7 +223,7 @@ def _check_include(
     return out
 
 
-def _attribute(project: Project, name: str, where: str):  # type: ignore[no-untyped-def]
+def _attribute(project: Project, name: str, where: str) -> Attribute:
     try:
         return project.attribute(name)
     except KeyError:

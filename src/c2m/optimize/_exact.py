@@ -22,6 +22,7 @@ is the exact optimum (for ``U`` = the optimal line's levels the charge is exact)
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,6 +162,8 @@ class ExactResult:
     value: float  # objective with the line's true fixed cost
     relaxation: float  # ratio optimum over all allowed configurations (scaled), before fixed costs
     n_level_sets: int
+    bound: float = np.nan  # proven upper bound (= value when optimal)
+    optimal: bool = True
 
 
 def solve_exact(
@@ -174,8 +177,13 @@ def solve_exact(
     budget: float | None,
     e: np.ndarray,
     D: float,
+    deadline: float = np.inf,
 ) -> ExactResult | None:
-    """Exact optimum over level sets ``U`` of fixed-cost levels (see the module docstring)."""
+    """Exact optimum over level sets ``U`` of fixed-cost levels (see the module docstring).
+
+    Past ``deadline`` (``time.perf_counter()``) the remaining sets are skipped and
+    ``bound`` is the largest upper bound among them (``optimal`` is then false).
+    """
     L = len(cand.fixed_levels)
     fl_cost = np.array([f for _, _, f in cand.fixed_levels])
     full_mask = (1 << L) - 1
@@ -195,20 +203,31 @@ def solve_exact(
     relax = scale * best_all.value
     need_sets = charge_fixed or budget is not None
     if not need_sets:
-        return ExactResult(best_all.configs, best_all.prices, relax, relax, 1)
+        return ExactResult(best_all.configs, best_all.prices, relax, relax, 1, relax, True)
     # enumerate level sets by charge; prune with relax - charge
     masks = np.arange(1 << L, dtype=np.int64)
     charges = np.array([fixed_per_variant * k + fl_cost[[i for i in range(L) if mk >> i & 1]].sum()
                         for mk in masks])
     order = np.argsort(charges, kind="stable")
+    if not charge_fixed and budget is not None:
+        # value grows with U: only level sets that cannot take one more level within budget matter
+        room = budget + 1e-9 - charges
+        cheapest_missing = np.array([
+            min((fl_cost[i] for i in range(L) if not mk >> i & 1), default=np.inf) for mk in masks
+        ])
+        order = order[(cheapest_missing[order] > room[order])]
     best: tuple[float, RatioResult] | None = None
     n_sets = 0
+    skipped_ub = -np.inf
     for mk in order:
         charge = charges[mk]
         if budget is not None and charge > budget + 1e-9:
             continue
         ub = relax - (charge / years if charge_fixed else 0.0)
         if best is not None and ub <= best[0] + 1e-9 * max(1.0, abs(best[0])):
+            continue
+        if best is not None and time.perf_counter() > deadline:
+            skipped_ub = max(skipped_ub, ub)
             continue
         res = best_all if int(mk) == full_mask else run(int(mk))
         n_sets += 1
@@ -221,4 +240,5 @@ def solve_exact(
             best = (value, res)
     if best is None:
         return None
-    return ExactResult(best[1].configs, best[1].prices, best[0], relax, n_sets)
+    bound = max(best[0], skipped_ub)
+    return ExactResult(best[1].configs, best[1].prices, best[0], relax, n_sets, bound, skipped_ub == -np.inf)

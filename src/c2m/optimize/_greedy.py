@@ -41,14 +41,21 @@ class Problem:
         )
 
 
-def _add_scores(p: Problem, line: list[int], final: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(objective, violation) of ``line + [c]`` for every candidate ``c``."""
-    n = p.margin.size
+def _add_scores(
+    p: Problem, line: list[int], final: bool, cols: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(objective, violation) of ``line + [c]`` for every candidate ``c`` (or those in ``cols``)."""
+    util = p.util if cols is None else p.util[:, cols]
+    margin = p.margin if cols is None else p.margin[cols]
+    fl_bits = p.fl_bits if cols is None else p.fl_bits[cols]
+    n = margin.size
     if p.logit:
         num = (p.util[:, line] * p.margin[line]).sum(axis=1) if line else np.zeros(p.other.size)
         den = p.other + (p.util[:, line].sum(axis=1) if line else 0.0)
-        new_den = den[:, None] + p.util  # (R, n)
-        val = p.weights @ ((num[:, None] + p.util * p.margin[None, :]) / new_den)
+        top = util * margin[None, :]
+        top += num[:, None]
+        top /= util + den[:, None]
+        val = p.weights @ top
     else:
         if line:
             ours_best = p.util[:, line].max(axis=1)
@@ -58,11 +65,11 @@ def _add_scores(p: Problem, line: list[int], final: bool) -> tuple[np.ndarray, n
         else:
             cur_m = np.zeros(p.other.size)
             best = p.other
-        wins = p.util > best[:, None]
-        val = p.weights @ np.where(wins, p.margin[None, :], cur_m[:, None])
+        wins = util > best[:, None]
+        val = p.weights @ np.where(wins, margin[None, :], cur_m[:, None])
     obj = p.scale * val
     bits = int(np.bitwise_or.reduce(p.fl_bits[line])) if line else 0
-    new_bits = p.fl_bits | bits
+    new_bits = fl_bits | bits
     fixed = p.fixed_per_variant * (len(line) + 1) + sum(
         p.fl_cost[i] * ((new_bits >> i) & 1) for i in range(p.fl_cost.size)
     )
@@ -71,45 +78,44 @@ def _add_scores(p: Problem, line: list[int], final: bool) -> tuple[np.ndarray, n
         obj = obj - fixed / p.years
     viol = np.zeros(n)
     infeasible = np.zeros(n, dtype=bool)
+    config = p.config if cols is None else p.config[cols]
     if line:
-        infeasible |= np.isin(p.config, p.config[line])
+        infeasible |= np.isin(config, p.config[line])
     if p.budget is not None:
         infeasible |= fixed > p.budget + 1e-9
     q = p.cover.shape[1]
     if q:
         covered = p.cover[line].any(axis=0) if line else np.zeros(q, dtype=bool)
         missing = ~covered
-        if missing.any():
-            gain = p.cover[:, missing].sum(axis=1)
-            remaining = p.k - len(line)  # slots left, this one included
-            if missing.sum() >= remaining:
-                still = missing.sum() - gain
-                viol += np.maximum(still - (remaining - 1), 0).astype(float)
+        remaining = p.k - len(line)  # slots left, this one included
+        if missing.any() and missing.sum() >= remaining:
+            cover = p.cover if cols is None else p.cover[cols]
+            still = missing.sum() - cover[:, missing].sum(axis=1)
+            viol += np.maximum(still - (remaining - 1), 0).astype(float)
     if final and p.min_share > 0:
-        viol += _share_violation(p, line)
+        viol += _share_violation(p, line, util)
     obj = np.where(infeasible, -np.inf, obj)
     return obj, viol
 
 
-def _share_violation(p: Problem, line: list[int]) -> np.ndarray:
+def _share_violation(p: Problem, line: list[int], util: np.ndarray) -> np.ndarray:
     """Shortfall below ``min_share`` of the smallest variant share, for every completion."""
-    n = p.margin.size
     if p.logit:
-        den = p.other[:, None] + (p.util[:, line].sum(axis=1)[:, None] if line else 0.0) + p.util
-        shares = [p.weights @ (p.util / den)]
+        den = p.other[:, None] + (p.util[:, line].sum(axis=1)[:, None] if line else 0.0) + util
+        shares = [p.weights @ (util / den)]
         shares += [p.weights @ (p.util[:, [j]] / den) for j in line]
     else:
         best_line = p.util[:, line].max(axis=1) if line else np.full(p.other.size, -np.inf)
         best = np.maximum(best_line, p.other)
-        wins_c = p.util > best[:, None]
+        wins_c = util > best[:, None]
         shares = [p.weights @ wins_c]
         for j in line:
             others = [i for i in line if i != j]
             rival = np.maximum(p.other, p.util[:, others].max(axis=1)) if others else p.other
-            wins_j = (p.util[:, j] > rival)[:, None] & ~(p.util > p.util[:, [j]])
+            wins_j = (p.util[:, j] > rival)[:, None] & ~(util > p.util[:, [j]])
             shares.append(p.weights @ wins_j)
     smallest = np.min(np.vstack(shares), axis=0)
-    return np.maximum(p.min_share - smallest, 0.0) * np.ones(n)
+    return np.maximum(p.min_share - smallest, 0.0)
 
 
 def _best(obj: np.ndarray, viol: np.ndarray) -> int:
@@ -179,10 +185,10 @@ def greedy_line(
             kicked[i] = int(rng.integers(n))
         if len(set(p.config[kicked].tolist())) < k:
             continue
-        obj, viol = _evaluate(p, kicked)
-        if not np.isfinite(obj):
+        kick_obj, kick_viol = _evaluate(p, kicked)
+        if not np.isfinite(kick_obj):
             continue
-        found = _local_search(p, kicked, obj, viol, deadline)
+        found = _local_search(p, kicked, kick_obj, kick_viol, deadline)
         if _better(found[1], found[2], best[1], best[2]):
             best = found
     return best
@@ -190,5 +196,5 @@ def greedy_line(
 
 def _evaluate(p: Problem, line: list[int]) -> tuple[float, float]:
     """(objective, violation) of one complete line."""
-    obj, viol = _add_scores(p, line[:-1], final=True)
-    return float(obj[line[-1]]), float(viol[line[-1]])
+    obj, viol = _add_scores(p, line[:-1], final=True, cols=np.array(line[-1:]))
+    return float(obj[0]), float(viol[0])

@@ -6,7 +6,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -16,12 +16,9 @@ from c2m.errors import C2MError
 from c2m.market import MarketSimulator
 
 from ._candidates import Candidates, build_candidates
-from ._exact import max_ratio_batch, solve_exact
+from ._exact import max_ratio, max_ratio_batch, solve_exact
 from ._greedy import Problem, greedy_line
 from ._milp import solve_milp
-
-Objective = Literal["profit", "share", "revenue"]
-Method = Literal["exact", "greedy", "auto"]
 
 MAX_EXACT_FIXED_LEVELS = 14  # 2^14 level sets at most in the exact enumeration
 SHORTLIST_CELLS = 20_000_000  # people x candidates scored at once by the heuristic
@@ -108,9 +105,9 @@ def optimize_line(
     project: Project,
     sim: MarketSimulator,
     n_variants: int = 3,
-    objective: Objective = "profit",
+    objective: str = "profit",
     price_grid: Sequence[float] | None = None,
-    method: Method = "auto",
+    method: str = "auto",
     must_include: Mapping[str, str] | None = None,
     must_exclude: Mapping[str, Sequence[str]] | None = None,
     min_share_per_variant: float = 0.0,
@@ -119,7 +116,7 @@ def optimize_line(
     seed: int = 0,
     years: float = 4.0,
     include_rent: bool = False,
-    restarts: int = 20,
+    restarts: int = 10,
 ) -> LineSolution:
     """Choose ``n_variants`` distinct configurations, each at one price of the grid.
 
@@ -180,16 +177,15 @@ def optimize_line(
         e, D = _homogeneous_exp(sim, cand)
         if enumerable:
             res = solve_exact(cand, m, scale, k, project.product.fixed_cost_per_variant, years,
-                              charge_fixed, fixed_cost_budget, e, D)
+                              charge_fixed, fixed_cost_budget, e, D, deadline=started + time_limit)
             if res is None:
                 raise C2MError("optimize: no line satisfies must_include, must_exclude and the budget")
-            bound = res.value
+            bound = res.bound
             exact_line = list(zip(res.configs.tolist(), res.prices.tolist(), strict=True))
             if use_exact and _min_share_ok(sim, cand, exact_line, min_share_per_variant):
-                line, used_method = exact_line, "exact"
+                line = exact_line
+                used_method = "exact" if res.optimal else "dinkelbach"
         else:
-            from ._exact import max_ratio
-
             relax = max_ratio(e, m, cand.allowed, D, k, cand.cover)
             if relax is None:
                 raise C2MError("optimize: no line satisfies must_include and must_exclude")
@@ -208,9 +204,8 @@ def optimize_line(
                 line = list(zip(mres.configs.tolist(), mres.prices.tolist(), strict=True))
                 used_method = "exact" if mres.optimal else "milp"
     if line is None:
-        problem = _problem(sim, cand, m, scale, k, project, years, charge_fixed, fixed_cost_budget,
-                           min_share_per_variant, fl_cost)
-        flat, idx = problem
+        flat, idx, bound_alone = _problem(sim, cand, m, scale, k, project, years, charge_fixed,
+                                          fixed_cost_budget, min_share_per_variant, fl_cost, c_min)
         remaining = max(time_limit - (time.perf_counter() - started), 1.0)
         chosen, value, viol = greedy_line(flat, k, remaining, restarts=restarts,
                                           rng=np.random.default_rng(seed))
@@ -220,15 +215,16 @@ def optimize_line(
                 "and fixed_cost_budget; relax them"
             )
         line = [idx[c] for c in chosen]
+        bound = min(float(bound), bound_alone)
         if not homogeneous:
-            bound = _individual_bound(sim, cand, m, scale, k, years, charge_fixed, c_min)
+            bound = min(bound, _individual_bound(sim, cand, m, scale, k, years, charge_fixed, c_min))
     profiles = [cand.profile(n, g) for n, g in line]
     price_name = cand.price_name
     if price_name is not None:
         profiles.sort(key=lambda p: float(p[price_name]))
     names = [f"V{i + 1}" for i in range(len(profiles))]
     value = line_objective(sim, profiles, objective, years, include_rent)
-    if used_method == "exact":
+    if used_method in ("exact", "dinkelbach"):
         bound = max(float(bound), value)
     gap = _gap(float(bound), value)
     if used_method == "exact" and gap < 1e-9:
@@ -280,7 +276,8 @@ def _min_fixed_cost(project: Project, cand: Candidates, k: int) -> float:
 def _problem(
     sim: MarketSimulator, cand: Candidates, m: np.ndarray, scale: float, k: int, project: Project,
     years: float, charge_fixed: bool, budget: float | None, min_share: float, fl_cost: np.ndarray,
-) -> tuple[Problem, list[tuple[int, int]]]:
+    c_min: float,
+) -> tuple[Problem, list[tuple[int, int]], float]:
     """Flatten allowed candidates and the people's utilities for the heuristic (shortlisted if large)."""
     n_idx, g_idx = np.nonzero(cand.allowed)
     R = sim.betas.shape[0]
@@ -292,22 +289,11 @@ def _problem(
 
     n_all = n_idx.size
     keep = np.arange(n_all)
+    alone = _alone_shares(sim, cand, n_idx, g_idx)  # (n_all,) each candidate's share when alone
     if R * n_all > SHORTLIST_CELLS:
-        # single-product value of every candidate, in chunks; keep the best few thousand
-        single = np.empty(n_all)
-        chunk = max(1, SHORTLIST_CELLS // (4 * R))
-        for start in range(0, n_all, chunk):
-            cols = np.arange(start, min(start + chunk, n_all))
-            u = utilities(cols)
-            if logit:
-                top = np.maximum(u.max(axis=1), other.max(axis=1))
-                e = np.exp(u - top[:, None])
-                d = np.exp(other - top[:, None]).sum(axis=1)
-                single[cols] = sim.weights @ (e / (d[:, None] + e)) * m[n_idx[cols], g_idx[cols]]
-            else:
-                wins = u > other.max(axis=1)[:, None]
-                single[cols] = sim.weights @ wins * m[n_idx[cols], g_idx[cols]]
-        n_keep = max(SHORTLIST_CELLS // (4 * R), 50 * k)
+        # keep the candidates with the best single-product value (and the best per must-include level)
+        single = alone * m[n_idx, g_idx]
+        n_keep = max(min(SHORTLIST_CELLS // (4 * R), 3000), 50 * k)
         keep_set = set(np.argsort(-single)[:n_keep].tolist())
         for r in range(cand.cover.shape[1]):
             members = np.flatnonzero(cand.cover[n_idx, r])
@@ -327,7 +313,33 @@ def _problem(
         fl_cost=fl_cost, fixed_per_variant=project.product.fixed_cost_per_variant, scale=scale,
         years=years, charge_fixed=charge_fixed, budget=budget, min_share=min_share, logit=logit, k=k,
     )
-    return problem, list(zip(n_idx[keep].tolist(), g_idx[keep].tolist(), strict=True))
+    # bound: a product's share in any line is at most its share alone (IIA and first choice alike)
+    value_alone = alone * np.maximum(m[n_idx, g_idx], 0.0)
+    per_config = np.full(cand.n_configs, 0.0)
+    np.maximum.at(per_config, n_idx, value_alone)
+    bound = scale * float(np.sort(per_config)[::-1][:k].sum())
+    bound -= c_min / years if charge_fixed else 0.0
+    return problem, list(zip(n_idx[keep].tolist(), g_idx[keep].tolist(), strict=True)), bound
+
+
+def _alone_shares(sim: MarketSimulator, cand: Candidates, n_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
+    """Each candidate's share when it is our only product (weighted over people), in chunks."""
+    R = sim.betas.shape[0]
+    other = sim.other_utilities()
+    out = np.empty(n_idx.size)
+    chunk = max(1, SHORTLIST_CELLS // (4 * R))
+    for start in range(0, n_idx.size, chunk):
+        cols = slice(start, min(start + chunk, n_idx.size))
+        u = cand.u0[:, n_idx[cols]] + cand.price_slope[:, None] * cand.prices[g_idx[cols]][None, :]
+        if sim.rule == "logit":
+            top = np.maximum(u.max(axis=1), other.max(axis=1)) if other.size else u.max(axis=1)
+            e = np.exp(u - top[:, None])
+            d = np.exp(other - top[:, None]).sum(axis=1)
+            out[cols] = sim.weights @ (e / (d[:, None] + e))
+        else:
+            best_other = other.max(axis=1) if other.size else np.full(R, -np.inf)
+            out[cols] = sim.weights @ (u > best_other[:, None])
+    return out
 
 
 def _individual_bound(

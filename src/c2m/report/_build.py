@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -73,7 +74,8 @@ def _figure_builders(inputs: ReportInputs, prefs: Preferences | None) -> dict[st
         out["demand_curve"] = lambda: figs.demand_curve(curve)
     if inputs.sensitivity is not None and inputs.sensitivity.height:
         sensitivity, baseline = inputs.sensitivity, _baseline_share(inputs)
-        out["tornado"] = lambda: figs.tornado(sensitivity, baseline)
+        names = {a.name: a.label or a.name for a in inputs.project.attributes} if inputs.project else {}
+        out["tornado"] = lambda: figs.tornado(sensitivity, baseline, names)
     if inputs.forecast is not None and inputs.forecast.height:
         forecast = inputs.forecast
         out["forecast_total"] = lambda: figs.forecast_total(forecast)
@@ -103,6 +105,12 @@ def _stores(inputs: ReportInputs) -> pl.DataFrame | None:
 
 
 def _baseline_share(inputs: ReportInputs) -> float | None:
+    """The share the tornado is centred on: the sensitivity's base row, else the first variant's."""
+    sensitivity = inputs.sensitivity
+    if sensitivity is not None and "is_base" in sensitivity.columns:
+        base = sensitivity.filter(pl.col("is_base").cast(pl.Boolean).fill_null(False))
+        if base.height:
+            return float(np.mean(base["share"].cast(pl.Float64).to_numpy()))
     definition = inputs.product_definition
     if definition and definition.get("variants"):
         share = definition["variants"][0].get("share")
@@ -397,6 +405,7 @@ def _preferences_context(prefs: Preferences | None, inputs: ReportInputs) -> dic
     return {
         "rows": rows,
         "note": note,
+        "fit_note": _fit_note(inputs.model or {}),
         "wtp_note": wtp_note,
         "none_note": none_note,
         "coefficients": coefficients,
@@ -404,6 +413,27 @@ def _preferences_context(prefs: Preferences | None, inputs: ReportInputs) -> dic
         "has_wtp": any(r["wtp"] for r in rows),
         "decoded": inputs.project is not None,
     }
+
+
+RHO2 = "McFadden \u03c1\u00b2"
+
+
+def _fit_note(model: dict[str, Any]) -> str:
+    stats = dict(fit_statistics(model))
+    parts = []
+    if "Choice observations" in stats:
+        parts.append(f"{fmt_int(stats['Choice observations'])} choices")
+    if "Respondents" in stats:
+        parts.append(f"{fmt_int(stats['Respondents'])} respondents")
+    text = f"{stats.get('Model', 'Choice model')}"
+    if parts:
+        text += " fitted on " + " from ".join(parts)
+    rho2 = stats.get(RHO2)
+    if rho2 is not None:
+        text += f"; McFadden \u03c1\u00b2 = {fmt_num(rho2, 3)}"
+    if stats.get("Converged") is False:
+        text += "; WARNING: the estimation did not converge"
+    return text + "."
 
 
 def _market(inputs: ReportInputs) -> dict[str, Any] | None:
@@ -432,15 +462,20 @@ def _market(inputs: ReportInputs) -> dict[str, Any] | None:
             )
     tornado_note = ""
     if inputs.sensitivity is not None and inputs.sensitivity.height:
+        sensitivity = inputs.sensitivity
+        if "prohibited" in sensitivity.columns:
+            sensitivity = sensitivity.filter(~pl.col("prohibited").cast(pl.Boolean).fill_null(False))
         spans = (
-            inputs.sensitivity.group_by("attribute")
+            sensitivity.group_by("attribute")
             .agg(span=pl.col("share").max() - pl.col("share").min())
             .sort(["span", "attribute"], descending=[True, False])
         )
         top = spans.row(0, named=True)
+        label = str(top["attribute"])
+        if inputs.project is not None and label in inputs.project.attribute_names:
+            label = inputs.project.attribute(label).label or label
         tornado_note = (
-            f"Changing {top['attribute']} moves the share most: "
-            f"by up to {fmt_num(100 * top['span'], 1)} points."
+            f"Changing {label.lower()} moves the share most: by up to {fmt_num(100 * top['span'], 1)} points."
         )
     return {"share_rows": share_rows, "curve_notes": curve_notes, "tornado_note": tornado_note}
 
@@ -511,6 +546,7 @@ def _build_plan(inputs: ReportInputs) -> dict[str, Any] | None:
     return {
         "rows": rows,
         "note": note,
+        "fit_note": _fit_note(inputs.model or {}),
         "has_demand": "demand" in plan.columns,
         "has_backlog": "backlog" in plan.columns,
     }
@@ -550,7 +586,7 @@ def _battery(inputs: ReportInputs) -> dict[str, Any] | None:
             )
         t = stations.select(n=pl.len(), **cols).row(0, named=True)
         totals = {
-            "city": "All cities",
+            "city": f"All cities ({by_city.height})",
             "n": fmt_int(t["n"]),
             "lanes": fmt_int(t["lanes"]),
             "packs": fmt_int(t["packs"]),
@@ -587,7 +623,7 @@ def _battery(inputs: ReportInputs) -> dict[str, Any] | None:
 
 
 def _method(inputs: ReportInputs) -> dict[str, Any] | None:
-    if inputs.model is None and inputs.run_info is None:
+    if inputs.run_info is None:
         return None
     fit = []
     if inputs.model is not None:
@@ -599,8 +635,16 @@ def _method(inputs: ReportInputs) -> dict[str, Any] | None:
             else:
                 text = fmt_value(value)
             fit.append((label, text))
-    run = [(k, fmt_value(v)) for k, v in _flatten(inputs.run_info or {})]
+    run = [_run_row(k, v) for k, v in _flatten(inputs.run_info or {})]
     return {"fit": fit, "run": run}
+
+
+def _run_row(key: str, value: Any) -> tuple[str, str]:
+    """A run-info entry for the method table: timings in seconds, names without underscores."""
+    for prefix in ("timings_s.", "timings."):
+        if key.startswith(prefix) and isinstance(value, int | float) and not isinstance(value, bool):
+            return f"time: {key[len(prefix) :]}", f"{value:,.2f} s"
+    return key.replace("_", " "), fmt_value(value)
 
 
 def _flatten(value: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -9,7 +9,7 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ._analysis import Importance, Preferences
 from ._svg import (
@@ -301,8 +301,12 @@ def demand_curve(frame: pl.DataFrame) -> Figure:
     return fig
 
 
-def tornado(frame: pl.DataFrame, baseline: float | None = None) -> Figure:
+def tornado(
+    frame: pl.DataFrame, baseline: float | None = None, labels: dict[str, str] | None = None
+) -> Figure:
     """Lowest to highest share over each attribute's levels, widest range on top."""
+    if "prohibited" in frame.columns:
+        frame = frame.filter(~pl.col("prohibited").cast(pl.Boolean).fill_null(False))
     stats = (
         frame.with_columns(pl.col("share").cast(pl.Float64))
         .group_by("attribute", maintain_order=True)
@@ -351,7 +355,7 @@ def tornado(frame: pl.DataFrame, baseline: float | None = None) -> Figure:
     if baseline is not None:
         ax.axvline(baseline, color=INK, lw=1)
         ax.annotate(
-            f"recommended {100 * baseline:.1f}%",
+            f"base {100 * baseline:.1f}%",
             (baseline, 1.0),
             xycoords=("data", "axes fraction"),
             ha="center",
@@ -361,10 +365,11 @@ def tornado(frame: pl.DataFrame, baseline: float | None = None) -> Figure:
         )
     span = float(high.max() - low.min()) if len(low) else 1.0
     ax.set_xlim(float(low.min()) - 0.45 * span - 1e-9, float(high.max()) + 0.45 * span + 1e-9)
-    ax.set_yticks(y, stats["attribute"].cast(pl.String).to_list())
-    ax.xaxis.set_major_formatter(percent(1))
+    labels = labels or {}
+    ax.set_yticks(y, [labels.get(a, a) for a in stats["attribute"].cast(pl.String).to_list()])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{100 * x:.0f}%" if x >= -1e-12 else ""))
     ax.grid(axis="y", visible=False)
-    ax.set_xlabel("share of the recommended product when one attribute changes level")
+    ax.set_xlabel("share of the product when one attribute changes level (allowed levels only)")
     return fig
 
 

@@ -79,8 +79,10 @@ def fmt_int_interval(value: Any, low: Any, high: Any) -> str:
 
 def fmt_value(value: Any) -> str:
     """Any run-info value as short text: ints and floats with separators, the rest as str."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "\u2014"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):

@@ -146,7 +146,11 @@ def validate_inputs(inputs: ReportInputs) -> None:
     if inputs.product_definition is not None:
         _check_product_definition(inputs.product_definition)
     if inputs.design_diagnostics is not None:
-        _check_diagnostics(inputs.design_diagnostics)
+        try:
+            diagnostics = as_dict(inputs.design_diagnostics)
+        except TypeError:
+            diagnostics = inputs.design_diagnostics
+        _check_diagnostics(diagnostics)
     if inputs.run_info is not None and not isinstance(inputs.run_info, dict):
         raise _fail("run_info", f"expected a dict, got {type(inputs.run_info).__name__}")
 

@@ -53,7 +53,7 @@ RC: dict[str, Any] = {
     "legend.frameon": False,
     "legend.fontsize": 8.5,
     "figure.dpi": 72,
-    "savefig.bbox": "tight",
+    "savefig.bbox": None,
     "savefig.pad_inches": 0.08,
     "savefig.transparent": False,
     "savefig.facecolor": "white",
@@ -86,8 +86,9 @@ _REF = re.compile(r'(url\(#|href="#)([^")]+)')
 def to_svg(fig: Figure, name: str) -> str:
     """The figure as an ``<svg>`` element: no XML prolog, no metadata, ids prefixed by ``name``.
 
-    Prefixing ids keeps the clip paths and markers of several figures on one
-    page from colliding; the size becomes a responsive ``width:100%``.
+    Ids become ``name-1``, ``name-2``... so the clip paths and markers of
+    several figures on one page do not collide and the same figure always
+    gives the same text; the size becomes a responsive ``width:100%``.
     """
     buffer = io.StringIO()
     with style():
@@ -98,8 +99,12 @@ def to_svg(fig: Figure, name: str) -> str:
     text = text[text.index("<svg") :]
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
     prefix = re.sub(r"[^A-Za-z0-9_-]", "-", name)
-    text = _ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', text)
-    text = _REF.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", text)
+    # sequential ids: matplotlib hashes clip boxes, whose last bits vary with the layout's history
+    names: dict[str, str] = {}
+    for found in _ID.findall(text):
+        names.setdefault(found, f"{prefix}-{len(names) + 1}")
+    text = _ID.sub(lambda m: f'id="{names[m.group(1)]}"', text)
+    text = _REF.sub(lambda m: f"{m.group(1)}{names.get(m.group(2), prefix + '-' + m.group(2))}", text)
     head_end = text.index(">")
     head = text[:head_end]
     head = re.sub(r'\s(width|height)="[^"]*"', "", head, count=2)

@@ -88,11 +88,18 @@ class _Counts:
         pair_start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self.pairs = pairs
         self.pair_start = pair_start
-        self.pair_weight = np.concatenate([np.full(n, float(L[a] * L[b])) for n, (a, b) in zip(
-            sizes, pairs, strict=True)]) if pairs else np.zeros(0)
-        self.cand_pair = np.stack(
-            [pair_start[p] + cand[:, a] * L[b] + cand[:, b] for p, (a, b) in enumerate(pairs)], axis=1
-        ) if pairs else np.zeros((cand.shape[0], 0), dtype=np.int64)
+        self.pair_weight = (
+            np.concatenate([np.full(n, float(L[a] * L[b])) for n, (a, b) in zip(sizes, pairs, strict=True)])
+            if pairs
+            else np.zeros(0)
+        )
+        self.cand_pair = (
+            np.stack(
+                [pair_start[p] + cand[:, a] * L[b] + cand[:, b] for p, (a, b) in enumerate(pairs)], axis=1
+            )
+            if pairs
+            else np.zeros((cand.shape[0], 0), dtype=np.int64)
+        )
         self.L = L
         self.version = np.zeros((n_versions, int(L.sum())))
         self.total = np.zeros(int(L.sum()))
@@ -120,9 +127,7 @@ def greedy_tasks(
     """Build ``(V, T, J, A)`` tasks with one of :data:`GREEDY_METHODS`."""
     cand = space.allowed_profiles()
     if cand.shape[0] < n_alts:
-        raise C2MError(
-            f"survey design: only {cand.shape[0]} allowed profile(s), fewer than n_alts={n_alts}"
-        )
+        raise C2MError(f"survey design: only {cand.shape[0]} allowed profile(s), fewer than n_alts={n_alts}")
     cand_ids = space.profile_ids(cand)
     counts = _Counts(space, cand, n_versions)
     out = np.zeros((n_versions, n_tasks, n_alts, space.n_attributes), dtype=np.int64)

@@ -171,14 +171,24 @@ def design_diagnostics(
         shares = counts / max(n_rows, 1)
         balance = max(balance, float(np.max(np.abs(shares - 1.0 / L)) * L))
         records.extend(
-            {"attribute": name, "level": space.level_names[a][k], "count": int(counts[k]),
-             "share": float(shares[k]), "ideal_share": 1.0 / L}
+            {
+                "attribute": name,
+                "level": space.level_names[a][k],
+                "count": int(counts[k]),
+                "share": float(shares[k]),
+                "ideal_share": 1.0 / L,
+            }
             for k in range(L)
         )
     level_counts = pl.DataFrame(
         records,
-        schema={"attribute": pl.String, "level": pl.String, "count": pl.Int64,
-                "share": pl.Float64, "ideal_share": pl.Float64},
+        schema={
+            "attribute": pl.String,
+            "level": pl.String,
+            "count": pl.Int64,
+            "share": pl.Float64,
+            "ideal_share": pl.Float64,
+        },
     )
 
     feasible = _feasible_pairs(space)
@@ -193,13 +203,24 @@ def design_diagnostics(
                 chi2 = float(np.nansum(np.where(expected > 0, (table - expected) ** 2 / expected, 0.0)))
             v = float(np.sqrt(chi2 / (n_rows * (min(La, Lb) - 1)))) if n_rows else 0.0
             allowed = feasible[(a, b)] if feasible is not None else np.ones_like(table, dtype=bool)
-            pairs.append({"attribute_a": space.names[a], "attribute_b": space.names[b],
-                          "cramers_v": v, "chi2": chi2,
-                          "unseen_pairs": int(((table == 0) & allowed).sum())})
+            pairs.append(
+                {
+                    "attribute_a": space.names[a],
+                    "attribute_b": space.names[b],
+                    "cramers_v": v,
+                    "chi2": chi2,
+                    "unseen_pairs": int(((table == 0) & allowed).sum()),
+                }
+            )
     cooccurrence = pl.DataFrame(
         pairs,
-        schema={"attribute_a": pl.String, "attribute_b": pl.String, "cramers_v": pl.Float64,
-                "chi2": pl.Float64, "unseen_pairs": pl.Int64},
+        schema={
+            "attribute_a": pl.String,
+            "attribute_b": pl.String,
+            "cramers_v": pl.Float64,
+            "chi2": pl.Float64,
+            "unseen_pairs": pl.Int64,
+        },
     )
 
     n_task_total = shown.shape[0] * shown.shape[1]
@@ -207,9 +228,13 @@ def design_diagnostics(
     for a, name in enumerate(space.names):
         levels = np.sort(shown[..., a], axis=-1)
         repeated = (np.diff(levels, axis=-1) == 0).any(axis=-1)
-        overlap_rows.append({"attribute": name,
-                             "overlap": float(repeated.sum() / max(n_task_total, 1)),
-                             "forced": bool(space.n_levels[a] < design.n_alts)})
+        overlap_rows.append(
+            {
+                "attribute": name,
+                "overlap": float(repeated.sum() / max(n_task_total, 1)),
+                "forced": bool(space.n_levels[a] < design.n_alts),
+            }
+        )
     overlap = pl.DataFrame(
         overlap_rows, schema={"attribute": pl.String, "overlap": pl.Float64, "forced": pl.Boolean}
     )
@@ -225,8 +250,9 @@ def design_diagnostics(
         max_cramers_v=float(cooccurrence["cramers_v"].max() or 0.0),  # type: ignore[arg-type]
         overlap=overlap,
         d_error=d_error_from_information(info),
-        expected_se=pl.DataFrame({"feature": names, "se": se},
-                                 schema={"feature": pl.String, "se": pl.Float64}),
+        expected_se=pl.DataFrame(
+            {"feature": names, "se": se}, schema={"feature": pl.String, "se": pl.Float64}
+        ),
     )
 
 

@@ -69,7 +69,6 @@ def coordinate_exchange(
 
     ld, inverse = refresh()  # (R,), (R, K, K)
     current = float(criterion(ld[:, None])[0])
-    M = X.shape[2]
     for _pass in range(max_passes):
         start = current
         for flat in rng.permutation(V * T):
@@ -91,7 +90,7 @@ def coordinate_exchange(
                 n = j.size
                 Xc = np.repeat(X[v, t][None], n, axis=0)
                 Xc[np.arange(n), j] += code_of[code_start[a] + lv] - code_of[code_start[a] + cur]
-                values, new_ld = _candidate_values(Xc, X[v, t], beta, inverse, ld, V, criterion)
+                values = _candidate_values(Xc, X[v, t], beta, inverse, ld, V, criterion)
                 best = int(np.argmin(values))
                 if not values[best] < current - 1e-12 * max(1.0, abs(current)):
                     break
@@ -104,7 +103,6 @@ def coordinate_exchange(
                 current = float(criterion(ld[:, None])[0])
         if abs(start - current) <= TOLERANCE * max(1.0, abs(start)):
             break
-    del M
     return tasks
 
 
@@ -116,7 +114,7 @@ def _candidate_values(
     ld: np.ndarray,
     V: int,
     criterion: Callable[[np.ndarray], np.ndarray],
-) -> tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray:
     """Criterion of replacing task features ``Xo`` ``(M, K)`` by each ``Xc`` ``(n, M, K)``.
 
     With ``A = total / V`` and a task's information ``X' W X`` (``W = diag(p) - p p'``),
@@ -127,7 +125,7 @@ def _candidate_values(
     n, M, _K = Xc.shape
     R = beta.shape[0]
     U = np.concatenate([Xc, np.broadcast_to(Xo, Xc.shape)], axis=1)  # (n, 2M, K)
-    G = np.einsum("nik,rkl,njl->rnij", U, inverse, U, optimize=True)  # (R, n, 2M, 2M)
+    G = (U[None] @ inverse[:, None]) @ np.swapaxes(U, -1, -2)[None]  # (R, n, 2M, 2M)
     Pc = _probabilities(Xc, beta)  # (R, n, M)
     Po = _probabilities(Xo[None], beta)  # (R, 1, M)
     S = np.zeros((R, n, 2 * M, 2 * M))
@@ -140,7 +138,7 @@ def _candidate_values(
     small = np.eye(2 * M) + S @ G
     sign, logdet = np.linalg.slogdet(small)
     new_ld = np.where(sign > 0, ld[:, None] + logdet, -np.inf)  # (R, n)
-    return criterion(new_ld), new_ld
+    return criterion(new_ld)
 
 
 def _probabilities(X: np.ndarray, beta: np.ndarray) -> np.ndarray:

@@ -57,8 +57,10 @@ def make_design(
     for name, value, low in (("n_versions", n_versions, 1), ("n_tasks", n_tasks, 1), ("n_alts", n_alts, 2)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise C2MError(f"survey design: {name} must be a whole number >= {low}, got {value!r}")
-    if isinstance(n_holdout, bool) or not isinstance(n_holdout, int | np.integer) or not (
-        0 <= n_holdout < n_tasks
+    if (
+        isinstance(n_holdout, bool)
+        or not isinstance(n_holdout, int | np.integer)
+        or not (0 <= n_holdout < n_tasks)
     ):
         raise C2MError(
             f"survey design: n_holdout must be a whole number from 0 to n_tasks - 1 = {n_tasks - 1}, "

@@ -46,9 +46,7 @@ class ProfileSpace:
             cols = slices[attribute.name]
             code = np.zeros((n, K))
             is_numeric = attribute.kind == "numeric"
-            vals = np.array(
-                [float(lv.value) if lv.value is not None else np.nan for lv in attribute.levels]
-            )
+            vals = np.array([float(lv.value) if lv.value is not None else np.nan for lv in attribute.levels])
             if is_numeric:
                 code[:, cols.start] = vals / attribute.scale
             else:
