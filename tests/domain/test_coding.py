@@ -50,7 +50,7 @@ def test_encode_and_decode_are_consistent() -> None:
 
 def test_encode_frame_matches_encode_and_codes_none() -> None:
     profiles = [BASE, dict(BASE, style="retro", price=60000.0)]
-    frame = pl.DataFrame(profiles + [{k: None for k in BASE}]).with_columns(
+    frame = pl.DataFrame([*profiles, {k: None for k in BASE}]).with_columns(
         is_none=pl.Series([False, False, True])
     )
     X = CODER.encode_frame(frame)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from c2m.data import default_project_text
 from tests.conftest import run_c2m
+
+from c2m.data import default_project_text
 
 
 def _one_line_error(result_stderr: str) -> str:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.conftest import run_c2m
 
 from c2m.domain import check_profile, is_prohibited, load_project
 from c2m.pipeline import ProductDefinition
-from tests.conftest import run_c2m
 
 EXPECTED_FILES = [
     "report.html", "product_definition.json", "build_plan.csv", "swap_plan.csv", "model.json",

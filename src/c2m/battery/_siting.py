@@ -32,12 +32,12 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array, csr_array
 from scipy.sparse.csgraph import connected_components
 
+from c2m._quiet import quiet_stdout
 from c2m.domain import Project
 from c2m.errors import C2MError
 
 from ._geo import distance_matrix_km
 from ._queue import erlang_c, hourly_profile
-from ._quiet import quiet_stdout
 
 Method = Literal["milp", "greedy"]
 KIND_WEIGHTS = {"own": 1.0, "partner": 0.5}

@@ -30,9 +30,8 @@ import polars as pl
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array, hstack, identity, kron, tril, vstack
 
+from c2m._quiet import quiet_stdout
 from c2m.errors import C2MError
-
-from ._quiet import quiet_stdout
 
 
 @dataclass(frozen=True)

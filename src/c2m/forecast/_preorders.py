@@ -12,8 +12,8 @@ The funnel, per (variant, city) cell with annual volume ``V`` (all rates per uni
   ``CONVERSION_DELAY_DAYS`` days (binomial-multinomial draws, so pre-orders never exceed the
   reservations made before them).
 
-Calibration: at ``REFERENCE_ANNUAL_VOLUME`` = 390,000 cars a year (the line volume that
-``c2m demo`` finds on the default project, 387,660 at seed 0) this gives ~17,000-18,000 day-one
+Calibration: at ``REFERENCE_ANNUAL_VOLUME`` = 135,000 cars a year (the line volume that
+``c2m demo`` finds on the default project, 135,271 at seed 0) this gives ~17,000-18,000 day-one
 reservations and > 30,000 pre-orders by the end of week 2, the public figures of the launch in
 domain-facts.md. Volumes scale everything linearly.
 """
@@ -29,7 +29,7 @@ from c2m.errors import C2MError
 
 from ._bass import bass_fraction
 
-REFERENCE_ANNUAL_VOLUME = 390_000.0
+REFERENCE_ANNUAL_VOLUME = 135_000.0
 DAY_ONE_PER_UNIT = 17_000.0 / REFERENCE_ANNUAL_VOLUME
 POOL_PER_UNIT = 30_000.0 / REFERENCE_ANNUAL_VOLUME
 CONVERSION = 0.80

@@ -8,15 +8,13 @@ value ``scale * sum_j m_j e_j z_j - fixed / years`` is linear; a share floor is
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix, vstack
+
+from c2m._quiet import quiet_stdout
 
 from ._candidates import Candidates
 
@@ -116,7 +114,7 @@ def solve_milp(
     integrality[iw : iw + L] = 1
     upper = np.ones(nvar)
     lower = np.zeros(nvar)
-    with _quiet_stdout():
+    with quiet_stdout():
         res = milp(c, constraints=LinearConstraint(A, np.concatenate(lo), np.concatenate(hi)),
                    integrality=integrality, bounds=Bounds(lower, upper),
                    options={"time_limit": float(time_limit), "mip_rel_gap": 1e-9, "disp": False})
@@ -131,22 +129,3 @@ def solve_milp(
     optimal = res.status == 0
     bound = value if optimal or bound_raw is None else max(value, -float(bound_raw) * norm + const)
     return MilpResult(n_idx[chosen], g_idx[chosen], value, bound, optimal)
-
-
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence HiGHS' occasional diagnostics written straight to file descriptor 1."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # pytest capture or no real stdout
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
-            yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
