@@ -9,6 +9,15 @@ Example::
 
 from c2m.choice._data import ChoiceData
 from c2m.choice._io import load_model, register_model, save_model
+from c2m.choice._latent_class import LatentClassLogit, select_n_classes
 from c2m.choice._mnl import MultinomialLogit
 
-__all__ = ["ChoiceData", "MultinomialLogit", "load_model", "register_model", "save_model"]
+__all__ = [
+    "ChoiceData",
+    "LatentClassLogit",
+    "MultinomialLogit",
+    "load_model",
+    "register_model",
+    "save_model",
+    "select_n_classes",
+]
