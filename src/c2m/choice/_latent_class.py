@@ -108,7 +108,7 @@ class LatentClassLogit:
         order = np.argsort(-post.mean(axis=0), kind="stable")
         beta, gamma = beta[order], gamma[order] - gamma[order][0]
         theta = lc.pack(beta, gamma)
-        ll, post, logpi, _ = lc.e_step(beta, gamma, panel)
+        ll, post, _, _ = lc.e_step(beta, gamma, panel)
         grad = lc.loglik_and_grad(theta, panel, K)[1]
 
         names = self._param_names(K)
@@ -374,7 +374,7 @@ def _person_id_col(data: ChoiceData, person_id: str | None, long_kwargs: dict[st
     if person_id is not None:
         return person_id
     if "id_col" in long_kwargs:
-        return long_kwargs["id_col"]  # type: ignore[no-any-return]
+        return long_kwargs["id_col"]
     if data.task_keys is not None and data.task_keys.width >= 2:
         return str(data.task_keys.columns[0])
     return None
@@ -405,9 +405,8 @@ def _person_table(data: ChoiceData, persons: pl.DataFrame, id_col: str | None, f
     Zm = table.select([pl.col(f).cast(pl.Float64) for f in feats]).to_numpy()
     if not np.isfinite(Zm).all():
         r = int(np.argwhere(~np.isfinite(Zm))[0, 0])
-        raise C2MError(
-            f"membership features missing or not finite for person #{r} (absent from persons table?)"
-        )
+        who = f"id {table.get_column(id_col)[r]!r}" if id_col in table.columns else f"person #{r}"
+        raise C2MError(f"membership features are missing or not finite for {who} in the persons table")
     return np.asarray(Zm, dtype=np.float64)
 
 

@@ -55,7 +55,7 @@ def log_membership(gamma_full: FloatArray, Z: FloatArray) -> FloatArray:
 
 
 def _person_sum(values: FloatArray, person: IntArray, n_persons: int) -> FloatArray:
-    return np.bincount(person, weights=values, minlength=n_persons)
+    return np.bincount(person, weights=values, minlength=n_persons).astype(np.float64)
 
 
 def class_logliks(beta: FloatArray, panel: Panel) -> tuple[FloatArray, list[FloatArray]]:
