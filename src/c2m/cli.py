@@ -177,11 +177,12 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Output folder for shares.csv and volumes.csv.")] = Path("."),
 ) -> None:
     """Shares of preference and volumes of a product line against the competitors and None."""
+    from c2m.choice import load_model
     from c2m.domain import check_profile
     from c2m.pipeline import _stages, project_and_text, read_json
 
     proj, _ = project_and_text(project)
-    sim = _stages.simulator(proj, read_json(model), seed=seed)
+    sim = _stages.simulator(proj, load_model(model).to_dict(), seed=seed)
     variants = read_json(line).get("variants")
     if not variants:
         raise C2MError(f"{line}: no 'variants' list")
@@ -204,10 +205,11 @@ def optimize(
     out: Annotated[Path, typer.Option(help="Output file.")] = Path("product_definition.json"),
 ) -> None:
     """Search the product line that maximises the objective; prove how far from optimal it is."""
-    from c2m.pipeline import _stages, project_and_text, read_json
+    from c2m.choice import load_model
+    from c2m.pipeline import _stages, project_and_text
 
     proj, _ = project_and_text(project)
-    sim = _stages.simulator(proj, read_json(model), seed=seed)
+    sim = _stages.simulator(proj, load_model(model).to_dict(), seed=seed)
     solution = _stages.optimize(proj, sim, n_variants=variants, objective=objective, seed=seed)
     definition = solution.to_dict()
     _io.write_json(out, definition)

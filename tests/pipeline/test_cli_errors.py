@@ -45,3 +45,12 @@ def test_unknown_option_is_a_usage_error() -> None:
     result = run_c2m("demo", "--frobnicate")
     assert result.returncode == 2
     assert "No such option" in result.stderr
+
+
+def test_a_file_that_is_not_a_model(tmp_path: Path) -> None:
+    not_model = tmp_path / "design.json"
+    not_model.write_text('{"method": "random"}', encoding="utf-8")
+    result = run_c2m("optimize", "--model", str(not_model), "--out", str(tmp_path / "line.json"))
+    assert result.returncode == 2
+    assert 'has no "model" key' in _one_line_error(result.stderr)
+    assert not (tmp_path / "line.json").exists()

@@ -24,7 +24,8 @@ class LatentClassLogit:
 
     A person's likelihood is ``sum_k pi_k prod_t P(choice_t | beta_k)`` (task weights act
     as exponents). Estimated by EM (posteriors in log space, weighted MNL per class) from
-    ``n_starts`` seeded starts (the MNL estimate plus random perturbations); the best
+    ``n_starts`` seeded starts (alternately the MNL estimate plus random perturbations and
+    MNL fits on random partitions of the persons); the best
     start is polished by BFGS on the full log-likelihood with its analytic gradient.
     Classes are sorted by share, largest first. Standard errors come from the inverse
     of the Hessian (central differences of the analytic gradient) at the optimum.
@@ -92,9 +93,17 @@ class LatentClassLogit:
         scale = np.maximum(np.abs(mnl.coef_), 2.0 * mnl.se_)
         best: tuple[float, FloatArray, FloatArray, list[float], bool] | None = None
         for s in range(self.n_starts if K > 1 else 1):
-            beta0 = mnl.coef_[None, :] + (0.0 if K == 1 else 0.75) * scale * rng.normal(size=(K, F))
-            if K > 1 and s == 0:
-                beta0[0] = mnl.coef_
+            if K == 1:
+                beta0 = mnl.coef_[None, :].copy()
+            elif s % 2 == 0:  # the MNL estimate, perturbed (class 1 unperturbed in the first start)
+                beta0 = mnl.coef_[None, :] + 0.75 * scale * rng.normal(size=(K, F))
+                if s == 0:
+                    beta0[0] = mnl.coef_
+            else:  # a random partition of the persons, one weighted MNL per part
+                part = rng.integers(0, K, size=data.n_persons)[data.person]
+                beta0 = np.stack(
+                    [lc.weighted_mnl(mnl.coef_, panel, data.weights * (part == k), 1e-9) for k in range(K)]
+                )
             gamma0 = np.zeros((K, M1))
             run = self._em(beta0, gamma0, panel)
             if best is None or run[0] > best[0]:
