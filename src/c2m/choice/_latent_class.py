@@ -235,7 +235,11 @@ class LatentClassLogit:
         return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
 
     def individual_coef(self, data: ChoiceData, persons: pl.DataFrame | None = None) -> FloatArray:
-        """Posterior-mean coefficients per person (n_persons, F)."""
+        """Posterior-mean coefficients per person (n_persons, F).
+
+        With membership features, pass ``persons`` to use each person's own prior;
+        otherwise the class shares are the prior.
+        """
         return np.asarray(self.posterior(data, persons) @ self.coef_, dtype=np.float64)
 
     # ------------------------------------------------------------------ inference

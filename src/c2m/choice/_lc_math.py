@@ -14,6 +14,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
+from c2m.choice import _mnl_numba
 from c2m.choice._mnl_math import BoolArray, FloatArray, IntArray, chosen_rows, log_probabilities
 from c2m.choice._optim import _Objective
 
@@ -104,7 +105,8 @@ def weighted_mnl(beta0: FloatArray, panel: Panel, weights: FloatArray, tol: floa
     """Weighted MNL maximum likelihood from ``beta0`` (trust-exact, analytic Hessian)."""
     if float(weights.sum()) <= 1e-10 * weights.size:
         return beta0  # an (almost) empty class: nothing to learn from
-    obj = _Objective(panel.X, panel.avail, panel.chosen, weights, "numpy")
+    engine = "numba" if _mnl_numba.available() else "numpy"  # fused kernel: no BLAS thread overhead
+    obj = _Objective(panel.X, panel.avail, panel.chosen, weights, engine)
     res = minimize(obj.fun, beta0, jac=True, hess=obj.hess, method="trust-exact", options={"gtol": tol})
     x = np.asarray(res.x, dtype=np.float64)
     # trust-exact never accepts a worse point, so the EM step cannot lower the likelihood
