@@ -327,6 +327,26 @@ def demo(
     console.print(f"total {sum(result.timings.values()):.1f} s; open {out / 'report.html'}")
 
 
+@app.command()
+def serve(
+    project: Annotated[
+        list[Path] | None,
+        typer.Option("--project", "-p", help="Project file to host; repeat for several. Default: the embedded one."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. Default: sqlite:///./c2m.db."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Serve the web platform (test-drive booking, early-purchase benefits); migrates the database first."""
+    from c2m.platform import serve as serve_platform
+
+    serve_platform(list(project or []), database_url, host, port, workers)
+
+
 def _print_line(definition: dict[str, Any]) -> None:
     table = Table(title=f"recommended line ({definition.get('objective', '')})")
     for column in ("variant", "levels", "price", "share [95%]", "volume/yr", "unit margin"):

@@ -1,0 +1,202 @@
+"""Engines, migrations (Alembic, shipped in the package) and idempotent seeding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from c2m.domain import Project, load_project
+
+from ._models import BenefitRow, ProjectRow, SlotRow, StoreRow
+from ._settings import BenefitSpec, Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and ``BEGIN IMMEDIATE`` writes.
+
+    Sessions for writing use ``engine.execution_options(write=True)`` (see `write_session`): on
+    SQLite their transaction starts with ``BEGIN IMMEDIATE`` so concurrent writers queue on the
+    busy timeout instead of failing on a stale read snapshot.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(url, **kwargs)
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    connect_args.setdefault("check_same_thread", False)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    in_memory = parsed.database in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session whose one transaction commits on success and rolls back on any error."""
+    with Session(engine.execution_options(write=True), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A read-only session (its transaction is rolled back at the end)."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+def _alembic_config(engine: Engine, connection: Any) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(files("c2m.platform").joinpath("migrations")))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the Alembic migrations up to ``revision`` on ``engine`` (a no-op when already there)."""
+    from alembic import command
+
+    with engine.execution_options(write=True).begin() as connection:
+        command.upgrade(_alembic_config(engine, connection), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def slot_starts(day: date, settings: Settings) -> list[datetime]:
+    """Store-local start times of one day's slots: from ``slot_day_start`` while the slot ends by ``slot_day_end``."""
+    first = datetime(day.year, day.month, day.day, settings.slot_day_start)
+    end = datetime(day.year, day.month, day.day) + timedelta(hours=settings.slot_day_end)
+    step = timedelta(minutes=settings.slot_minutes)
+    starts = []
+    t = first
+    while t + step <= end:
+        starts.append(t)
+        t += step
+    return starts
+
+
+def local_today(settings: Settings) -> date:
+    return datetime.now(ZoneInfo(settings.timezone)).date()
+
+
+def seed_project(
+    session: Session, project: Project, settings: Settings, benefits: Sequence[BenefitSpec], today: date
+) -> ProjectRow:
+    """Insert what is missing of ``project``: its row, stores, slots for the coming days, benefits."""
+    row = session.scalar(select(ProjectRow).where(ProjectRow.name == project.name))
+    if row is None:
+        row = ProjectRow(name=project.name, product=project.product.name, description=project.description)
+        session.add(row)
+        session.flush()
+    stores = {s.code: s for s in session.scalars(select(StoreRow).where(StoreRow.project_id == row.id))}
+    new_stores = [
+        StoreRow(project_id=row.id, code=s.id, city=s.city, lat=s.lat, lon=s.lon, kind=s.kind)
+        for s in project.stores
+        if s.id not in stores
+    ]
+    if new_stores:
+        session.add_all(new_stores)
+        session.flush()
+        stores.update({s.code: s for s in new_stores})
+    days = [today + timedelta(days=k) for k in range(settings.slot_days_ahead)]
+    starts = [t for day in days for t in slot_starts(day, settings)]
+    if starts:
+        rows = session.execute(
+            select(SlotRow.store_id, SlotRow.start)
+            .join(StoreRow, StoreRow.id == SlotRow.store_id)
+            .where(StoreRow.project_id == row.id, SlotRow.start >= starts[0], SlotRow.start <= starts[-1])
+        )
+        existing = {(store_id, start) for store_id, start in rows}
+        missing = [
+            {
+                "store_id": store.id,
+                "start": t,
+                "minutes": settings.slot_minutes,
+                "capacity": settings.slot_capacity,
+                "booked": 0,
+            }
+            for store in stores.values()
+            for t in starts
+            if (store.id, t) not in existing
+        ]
+        if missing:
+            session.execute(insert(SlotRow), missing)
+    codes = set(session.scalars(select(BenefitRow.code).where(BenefitRow.project_id == row.id)))
+    session.add_all(
+        BenefitRow(project_id=row.id, code=b.code, name=b.name, name_zh=b.name_zh, quota=b.quota, granted=0)
+        for b in benefits
+        if b.code not in codes
+    )
+    return row
+
+
+def load_projects(settings: Settings) -> list[Project]:
+    """The projects named in the settings, loaded and validated."""
+    return [load_project(Path(p)) for p in settings.projects]
+
+
+def seed(
+    engine: Engine, settings: Settings, projects: Sequence[Project] | None = None, today: date | None = None
+) -> None:
+    """Seed every project idempotently (running it twice changes nothing)."""
+    projects = load_projects(settings) if projects is None else projects
+    day = local_today(settings) if today is None else today
+    with write_session(engine) as session:
+        for project in projects:
+            seed_project(session, project, settings, settings.benefits, day)
+
+
+def init_db(
+    url: str | None = None,
+    settings: Settings | None = None,
+    *,
+    projects: Sequence[Project] | None = None,
+    today: date | None = None,
+    **engine_kwargs: Any,
+) -> Engine:
+    """Migrate the database at ``url`` to the latest schema and seed the projects; returns the engine."""
+    settings = Settings() if settings is None else settings
+    engine = make_engine(url or settings.database_url, **engine_kwargs)
+    upgrade(engine)
+    seed(engine, settings, projects, today)
+    return engine

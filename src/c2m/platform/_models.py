@@ -1,0 +1,137 @@
+"""SQLAlchemy models: projects, stores, test-drive slots and bookings, benefits and claims."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ProjectRow(Base):
+    """A project served by the platform (one project file)."""
+
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    product: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StoreRow(Base):
+    """A store where test drives take place."""
+
+    __tablename__ = "store"
+    __table_args__ = (UniqueConstraint("project_id", "code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(50))
+    city: Mapped[str] = mapped_column(String(100))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(20))
+
+
+class SlotRow(Base):
+    """A test-drive slot: ``booked`` of ``capacity`` seats taken (never more, enforced twice)."""
+
+    __tablename__ = "slot"
+    __table_args__ = (
+        UniqueConstraint("store_id", "start"),
+        CheckConstraint("booked >= 0 AND booked <= capacity", name="booked_within_capacity"),
+        CheckConstraint("capacity >= 0", name="capacity_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id", ondelete="CASCADE"), index=True)
+    start: Mapped[datetime] = mapped_column(DateTime(timezone=False), doc="store-local start time")
+    minutes: Mapped[int] = mapped_column(Integer)
+    capacity: Mapped[int] = mapped_column(Integer)
+    booked: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class BookingRow(Base):
+    """A test-drive booking; at most one ``booked`` row per person and project."""
+
+    __tablename__ = "booking"
+    __table_args__ = (
+        CheckConstraint("status IN ('booked', 'cancelled')", name="status_known"),
+        Index(
+            "uq_booking_active_person",
+            "project_id",
+            "person_hash",
+            unique=True,
+            sqlite_where=text("status = 'booked'"),
+            postgresql_where=text("status = 'booked'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id", ondelete="CASCADE"), index=True)
+    person_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="booked")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    replaced_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class BenefitRow(Base):
+    """An early-purchase benefit: ``granted`` of ``quota`` given out (never more)."""
+
+    __tablename__ = "benefit"
+    __table_args__ = (
+        UniqueConstraint("project_id", "code"),
+        CheckConstraint("granted >= 0 AND granted <= quota", name="granted_within_quota"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(200))
+    name_zh: Mapped[str] = mapped_column(String(200), default="")
+    quota: Mapped[int] = mapped_column(Integer)
+    granted: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class BenefitClaimRow(Base):
+    """A person's claim of a benefit; one claim per person and project."""
+
+    __tablename__ = "benefit_claim"
+    __table_args__ = (UniqueConstraint("project_id", "person_hash"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    benefit_id: Mapped[int] = mapped_column(ForeignKey("benefit.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    person_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

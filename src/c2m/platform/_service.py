@@ -1,0 +1,358 @@
+"""Booking and benefit services: conditional updates that can never oversell.
+
+Every seat and every benefit is taken by one statement,
+``UPDATE ... SET booked = booked + 1 WHERE id = :id AND booked < capacity``, whose row count
+says whether it was granted. The database serialises concurrent updates of one row (row lock
+on PostgreSQL, the write lock on SQLite), and re-checks the condition on the latest value, so
+no interleaving can take more seats than there are; a CHECK constraint backs it up. Uniqueness
+(one active booking, one benefit claim per person and project) is a unique index: the loser of
+a race gets an IntegrityError and its whole transaction, increment included, is rolled back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import CursorResult, Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ._db import read_session, write_session
+from ._errors import ConflictError, InvalidError, NotFoundError
+from ._models import BenefitClaimRow, BenefitRow, BookingRow, ProjectRow, SlotRow, StoreRow, utcnow
+from ._settings import Settings
+
+_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalize_contact(contact: str) -> str:
+    """A phone number (digits, optional leading +) or an e-mail address, normalised; else `InvalidError`."""
+    text = contact.strip()
+    phone = re.sub(r"[\s\-().]", "", text)
+    if _PHONE.match(phone):
+        return phone
+    if _EMAIL.match(text):
+        return text.lower()
+    raise InvalidError(
+        f"contact {contact!r} is neither a phone number (6-15 digits, optional +) nor an e-mail address",
+        code="invalid_contact",
+    )
+
+
+def person_hash(contact: str, salt: str = "c2m") -> str:
+    """The SHA-256 of the salted, normalised contact: the platform never stores the contact itself."""
+    return hashlib.sha256(f"{salt}:{normalize_contact(contact)}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SlotView:
+    id: int
+    store: str
+    city: str
+    start: datetime
+    minutes: int
+    capacity: int
+    booked: int
+
+    @property
+    def remaining(self) -> int:
+        return self.capacity - self.booked
+
+
+@dataclass(frozen=True)
+class BookingView:
+    id: str
+    project: str
+    status: str
+    slot: SlotView
+    created_at: datetime
+    replaced_by: str | None = None
+
+
+@dataclass(frozen=True)
+class BenefitView:
+    code: str
+    name: str
+    name_zh: str
+    quota: int
+    granted: int
+
+    @property
+    def remaining(self) -> int:
+        return self.quota - self.granted
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    id: str
+    project: str
+    benefit: BenefitView
+    created_at: datetime
+
+
+def _rowcount(result: object) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
+
+
+def _slot_view(slot: SlotRow, store: StoreRow) -> SlotView:
+    return SlotView(slot.id, store.code, store.city, slot.start, slot.minutes, slot.capacity, slot.booked)
+
+
+def _benefit_view(b: BenefitRow) -> BenefitView:
+    return BenefitView(b.code, b.name, b.name_zh, b.quota, b.granted)
+
+
+class Platform:
+    """The platform's operations on one database; thread-safe (one session per call)."""
+
+    def __init__(self, engine: Engine, settings: Settings | None = None) -> None:
+        self.engine = engine
+        self.settings = Settings() if settings is None else settings
+
+    # ------------------------------------------------------------------ reading
+    def now(self) -> datetime:
+        """Store-local wall-clock time (naive, like the slots' start times)."""
+        return datetime.now(ZoneInfo(self.settings.timezone)).replace(tzinfo=None)
+
+    def _project(self, session: Session, name: str) -> ProjectRow:
+        row = session.scalar(select(ProjectRow).where(ProjectRow.name == name))
+        if row is None:
+            known = session.scalars(select(ProjectRow.name).order_by(ProjectRow.name)).all()
+            raise NotFoundError(f"unknown project {name!r}; known projects: {', '.join(known) or 'none'}")
+        return row
+
+    def projects(self) -> list[ProjectRow]:
+        with read_session(self.engine) as session:
+            return list(session.scalars(select(ProjectRow).order_by(ProjectRow.name)))
+
+    def project(self, name: str) -> ProjectRow:
+        with read_session(self.engine) as session:
+            return self._project(session, name)
+
+    def cities(self, project: str) -> list[tuple[str, int]]:
+        """(city, number of stores), by city name."""
+        with read_session(self.engine) as session:
+            p = self._project(session, project)
+            rows = session.execute(
+                select(StoreRow.city, func.count())
+                .where(StoreRow.project_id == p.id)
+                .group_by(StoreRow.city)
+                .order_by(StoreRow.city)
+            )
+            return [(city, int(n)) for city, n in rows]
+
+    def stores(self, project: str, city: str | None = None) -> list[StoreRow]:
+        with read_session(self.engine) as session:
+            p = self._project(session, project)
+            query = select(StoreRow).where(StoreRow.project_id == p.id)
+            if city is not None:
+                query = query.where(StoreRow.city == city)
+            stores = list(session.scalars(query.order_by(StoreRow.code)))
+            if city is not None and not stores:
+                raise NotFoundError(f"no stores in city {city!r} for project {project!r}")
+            return stores
+
+    def _store(self, session: Session, project: ProjectRow, code: str) -> StoreRow:
+        store = session.scalar(select(StoreRow).where(StoreRow.project_id == project.id, StoreRow.code == code))
+        if store is None:
+            raise NotFoundError(f"unknown store {code!r} in project {project.name!r}")
+        return store
+
+    def store(self, project: str, code: str) -> StoreRow:
+        with read_session(self.engine) as session:
+            return self._store(session, self._project(session, project), code)
+
+    def days(self, project: str, store: str) -> list[date]:
+        """Days on which ``store`` has future slots with a free seat."""
+        return sorted({s.start.date() for s in self.slots(project, store) if s.remaining > 0})
+
+    def slots(self, project: str, store: str, day: date | None = None) -> list[SlotView]:
+        """Future slots of ``store`` (on ``day`` if given), by start time."""
+        with read_session(self.engine) as session:
+            s = self._store(session, self._project(session, project), store)
+            query = select(SlotRow).where(SlotRow.store_id == s.id, SlotRow.start > self.now())
+            if day is not None:
+                midnight = datetime(day.year, day.month, day.day)
+                query = query.where(SlotRow.start >= midnight, SlotRow.start < midnight + timedelta(days=1))
+            return [_slot_view(slot, s) for slot in session.scalars(query.order_by(SlotRow.start))]
+
+    def slot(self, slot_id: int) -> SlotView:
+        with read_session(self.engine) as session:
+            row = session.get(SlotRow, slot_id)
+            if row is None:
+                raise NotFoundError(f"unknown slot {slot_id}")
+            store = session.get(StoreRow, row.store_id)
+            assert store is not None
+            return _slot_view(row, store)
+
+    def booking(self, project: str, booking_id: str) -> BookingView:
+        with read_session(self.engine) as session:
+            return self._booking_view(session, self._project(session, project), booking_id)
+
+    def _booking_view(self, session: Session, project: ProjectRow, booking_id: str) -> BookingView:
+        row = session.get(BookingRow, booking_id)
+        if row is None or row.project_id != project.id:
+            raise NotFoundError(f"unknown booking {booking_id!r} in project {project.name!r}")
+        slot = session.get(SlotRow, row.slot_id)
+        assert slot is not None
+        store = session.get(StoreRow, slot.store_id)
+        assert store is not None
+        return BookingView(row.id, project.name, row.status, _slot_view(slot, store), row.created_at, row.replaced_by)
+
+    def benefits(self, project: str) -> list[BenefitView]:
+        with read_session(self.engine) as session:
+            p = self._project(session, project)
+            rows = session.scalars(select(BenefitRow).where(BenefitRow.project_id == p.id).order_by(BenefitRow.id))
+            return [_benefit_view(b) for b in rows]
+
+    # ------------------------------------------------------------------ writing
+    def _take_seat(self, session: Session, project: ProjectRow, slot_id: int) -> None:
+        """Increment the slot's ``booked`` if a seat is free, else raise (nothing changed)."""
+        now = self.now()
+        taken = _rowcount(
+            session.execute(
+                update(SlotRow)
+                .where(SlotRow.id == slot_id, SlotRow.booked < SlotRow.capacity, SlotRow.start > now)
+                .values(booked=SlotRow.booked + 1)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        slot = session.get(SlotRow, slot_id, populate_existing=True)
+        store = None if slot is None else session.get(StoreRow, slot.store_id)
+        if slot is None or store is None or store.project_id != project.id:
+            raise NotFoundError(f"unknown slot {slot_id} in project {project.name!r}")
+        if taken == 1:
+            return
+        if slot.start <= now:
+            raise ConflictError(
+                f"slot {slot_id} at {store.code} started at {slot.start:%Y-%m-%d %H:%M}", code="slot_past"
+            )
+        raise ConflictError(
+            f"slot {slot_id} at {store.code} on {slot.start:%Y-%m-%d %H:%M} is full ({slot.capacity} of "
+            f"{slot.capacity} seats booked); pick another slot",
+            code="slot_full",
+        )
+
+    def _free_seat(self, session: Session, slot_id: int) -> None:
+        freed = _rowcount(
+            session.execute(
+                update(SlotRow)
+                .where(SlotRow.id == slot_id, SlotRow.booked > 0)
+                .values(booked=SlotRow.booked - 1)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if freed != 1:  # a booked row always holds a seat: this is corruption, not a user error
+            raise RuntimeError(f"slot {slot_id} has no booked seat to free")
+
+    def _insert_booking(self, session: Session, project: ProjectRow, slot_id: int, person: str) -> BookingRow:
+        name = project.name  # read before a failed flush expires the session's objects
+        row = BookingRow(
+            id=uuid.uuid4().hex, project_id=project.id, slot_id=slot_id, person_hash=person, status="booked"
+        )
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise ConflictError(
+                f"this contact already has an active test-drive booking in project {name!r}; "
+                "cancel or rebook it instead",
+                code="already_booked",
+            ) from exc
+        return row
+
+    def book(self, project: str, slot_id: int, contact: str) -> BookingView:
+        """Book a seat of ``slot_id`` for ``contact``: `ConflictError` when full, past or already booked."""
+        person = person_hash(contact, self.settings.contact_salt)
+        with write_session(self.engine) as session:
+            p = self._project(session, project)
+            self._take_seat(session, p, slot_id)
+            row = self._insert_booking(session, p, slot_id, person)
+            view = self._booking_view(session, p, row.id)
+        return view
+
+    def _cancel_row(self, session: Session, project: ProjectRow, booking_id: str) -> BookingRow:
+        row = session.get(BookingRow, booking_id)
+        if row is None or row.project_id != project.id:
+            raise NotFoundError(f"unknown booking {booking_id!r} in project {project.name!r}")
+        cancelled = _rowcount(
+            session.execute(
+                update(BookingRow)
+                .where(BookingRow.id == booking_id, BookingRow.status == "booked")
+                .values(status="cancelled", cancelled_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if cancelled != 1:
+            raise ConflictError(f"booking {booking_id!r} is already cancelled", code="already_cancelled")
+        self._free_seat(session, row.slot_id)
+        session.refresh(row)
+        return row
+
+    def cancel(self, project: str, booking_id: str) -> BookingView:
+        """Cancel a booking and free its seat."""
+        with write_session(self.engine) as session:
+            p = self._project(session, project)
+            self._cancel_row(session, p, booking_id)
+            view = self._booking_view(session, p, booking_id)
+        return view
+
+    def rebook(self, project: str, booking_id: str, slot_id: int) -> BookingView:
+        """Move a booking to ``slot_id`` in one transaction: the old seat is freed only if the new one is taken."""
+        with write_session(self.engine) as session:
+            p = self._project(session, project)
+            old = session.get(BookingRow, booking_id)
+            if old is not None and old.slot_id == slot_id and old.status == "booked":
+                raise ConflictError(f"booking {booking_id!r} is already in slot {slot_id}", code="same_slot")
+            old = self._cancel_row(session, p, booking_id)
+            self._take_seat(session, p, slot_id)
+            new = self._insert_booking(session, p, slot_id, old.person_hash)
+            old.replaced_by = new.id
+            session.flush()
+            view = self._booking_view(session, p, new.id)
+        return view
+
+    def claim(self, project: str, benefit: str, contact: str) -> ClaimView:
+        """Claim ``benefit`` for ``contact``: `ConflictError` when the quota is exhausted or already claimed."""
+        person = person_hash(contact, self.settings.contact_salt)
+        with write_session(self.engine) as session:
+            p = self._project(session, project)
+            granted = _rowcount(
+                session.execute(
+                    update(BenefitRow)
+                    .where(
+                        BenefitRow.project_id == p.id, BenefitRow.code == benefit, BenefitRow.granted < BenefitRow.quota
+                    )
+                    .values(granted=BenefitRow.granted + 1)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            row = session.scalar(
+                select(BenefitRow)
+                .where(BenefitRow.project_id == p.id, BenefitRow.code == benefit)
+                .execution_options(populate_existing=True)
+            )
+            if row is None:
+                raise NotFoundError(f"unknown benefit {benefit!r} in project {project!r}")
+            if granted != 1:
+                raise ConflictError(
+                    f"benefit {benefit!r} is exhausted: all {row.quota} have been claimed", code="quota_exhausted"
+                )
+            claim = BenefitClaimRow(id=uuid.uuid4().hex, benefit_id=row.id, project_id=p.id, person_hash=person)
+            session.add(claim)
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise ConflictError(
+                    f"this contact has already claimed an early-purchase benefit in project {project!r}",
+                    code="already_claimed",
+                ) from exc
+            view = ClaimView(claim.id, p.name, _benefit_view(row), claim.created_at)
+        return view

@@ -1,0 +1,58 @@
+"""Settings of the platform, read from the environment (prefix ``C2M_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_projects() -> list[Path]:
+    from c2m.data import default_project_path
+
+    return [default_project_path()]
+
+
+class BenefitSpec(BaseModel):
+    """An early-purchase benefit with a limited quota, seeded for every project."""
+
+    code: str = Field(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str = Field(min_length=1, max_length=200)
+    name_zh: str = Field(default="", max_length=200)
+    quota: int = Field(ge=0)
+
+
+def _default_benefits() -> list[BenefitSpec]:
+    return [
+        BenefitSpec(
+            code="charging-coupon",
+            name="2,000-yuan charging coupon for the first 1,000 reservations",
+            name_zh="前 1,000 名预约用户赠 2,000 元充电券",
+            quota=1000,
+        ),
+        BenefitSpec(
+            code="rent-waiver",
+            name="Three months of battery rent waived for the first 500 reservations",
+            name_zh="前 500 名预约用户免三个月电池租金",
+            quota=500,
+        ),
+    ]
+
+
+class Settings(BaseSettings):
+    """Platform settings; every field can be set as ``C2M_<FIELD>`` (lists as JSON)."""
+
+    model_config = SettingsConfigDict(env_prefix="C2M_", extra="ignore")
+
+    database_url: str = "sqlite:///./c2m.db"
+    projects: list[Path] = Field(default_factory=_default_projects)
+    slot_days_ahead: int = Field(default=14, ge=1, le=366)
+    slot_minutes: int = Field(default=60, ge=5, le=540)
+    slot_day_start: int = Field(default=9, ge=0, le=23, description="first slot's hour")
+    slot_day_end: int = Field(default=18, ge=1, le=24, description="hour by which the last slot ends")
+    slot_capacity: int = Field(default=2, ge=1, description="test drives per store per slot")
+    benefits: list[BenefitSpec] = Field(default_factory=_default_benefits)
+    timezone: str = "Asia/Shanghai"
+    contact_salt: str = "c2m"
+    default_lang: str = Field(default="zh", pattern=r"^(zh|en)$")

@@ -1,0 +1,31 @@
+"""Behaviour signals and survey weighting.
+
+:class:`Signals` aggregates a market's behaviour events (views, searches, carts,
+orders, service visits) with one query API over interchangeable engines: DuckDB
+on one machine (SQL over the Parquet files, out of core), Polars, and Spark for
+clusters (the ``spark`` extra). :func:`design_prior` turns interest by level into
+prior coefficients for a D-efficient survey design, and :func:`rake` weights a
+survey sample to population margins (raking with trimming).
+"""
+
+from ._duckdb import DuckDBEngine
+from ._engine import ENGINES, EVENT_TYPES, Engine
+from ._interest import design_prior, method_of_moments_strength
+from ._polars import PolarsEngine
+from ._rake import RakingResult, rake
+from ._signals import DEFAULT_EVENT_WEIGHTS, Signals, interest_by_level
+
+__all__ = [
+    "DEFAULT_EVENT_WEIGHTS",
+    "ENGINES",
+    "EVENT_TYPES",
+    "DuckDBEngine",
+    "Engine",
+    "PolarsEngine",
+    "RakingResult",
+    "Signals",
+    "design_prior",
+    "interest_by_level",
+    "method_of_moments_strength",
+    "rake",
+]

@@ -1,0 +1,134 @@
+"""The engine interface: the few aggregate queries the signals need, run where the data lives.
+
+An engine reads a market's ``persons`` and ``events`` tables and returns small
+aggregated Polars frames; everything statistical (shares, shrinkage, priors)
+happens on those aggregates in :mod:`c2m.signals._interest`, so every engine
+gives the same results. DuckDB runs on one machine (out of core); a Spark
+engine (the ``spark`` extra) implements the same methods for clusters.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import polars as pl
+
+from c2m.errors import C2MError
+
+EVENT_TYPES = ("view", "search", "cart", "order", "service_visit")
+PRODUCT_EVENTS = ("view", "search", "cart", "order")
+EVENT_COLUMNS = ("person_id", "ts", "city", "event_type", "store_id", "price")
+PERSON_COLUMNS = (
+    "person_id",
+    "city",
+    "age_band",
+    "income_band",
+    "owns_car",
+    "daily_km",
+    "home_charging",
+    "app_user",
+)
+ENGINES = ("duckdb", "polars", "spark")
+
+
+class Engine(ABC):
+    """Aggregate queries over a market's ``persons`` and ``events`` (see docs/schemas.md).
+
+    Implementations must return exactly the columns documented on each method,
+    with ``by`` columns first, and never materialise the raw events in Python.
+    """
+
+    name: str = "engine"
+
+    @property
+    @abstractmethod
+    def event_columns(self) -> list[str]:
+        """Columns of the events table (including a hive ``month`` column if any)."""
+
+    @property
+    @abstractmethod
+    def person_columns(self) -> list[str]:
+        """Columns of the persons table."""
+
+    @abstractmethod
+    def level_counts(
+        self, attributes: Sequence[str], by: Sequence[str], event_weights: Mapping[str, float]
+    ) -> pl.DataFrame:
+        """Events per cell x attribute x level, over the event types of ``event_weights``.
+
+        Columns: ``by...`` (events' column if it has it, else the person's),
+        ``attribute`` String, ``level`` String, ``events`` Int64 (count),
+        ``weight`` Float64 (sum of event weights), ``weight_sq`` Float64 (sum of
+        squared weights), ``n_persons`` Int64 (distinct persons). Null levels
+        (attribute not shown) are left out.
+        """
+
+    @abstractmethod
+    def person_activity(self, by: Sequence[str]) -> pl.DataFrame:
+        """Persons and their events aggregated by ``by`` (person columns; one row when empty).
+
+        Columns: ``by...``, ``persons`` Int64, ``home_charging``, ``owns_car``,
+        ``app_user`` Int64 (persons with the flag true), ``daily_km`` Float64
+        (sum), one ``n_<event_type>`` Int64 per event type (sum over persons) and
+        ``buyers`` Int64 (persons with at least one order).
+        """
+
+    @abstractmethod
+    def band_counts(self, by: Sequence[str], column: str) -> pl.DataFrame:
+        """Persons per ``by...`` cell and value of ``column``: columns ``by...``, ``value`` String, ``persons``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (connections, sessions)."""
+
+
+def check_event_weights(event_weights: Mapping[str, float]) -> dict[str, float]:
+    """Validate event weights: known product event types, finite, >= 0, at least one > 0."""
+    if not isinstance(event_weights, Mapping) or not event_weights:
+        raise C2MError(f"event_weights: expected a non-empty mapping event type -> weight, got {event_weights!r}")
+    out: dict[str, float] = {}
+    for kind, value in event_weights.items():
+        if kind not in PRODUCT_EVENTS:
+            raise C2MError(
+                f"event_weights: unknown event type {kind!r}; expected some of {', '.join(PRODUCT_EVENTS)} "
+                "(service visits show no product levels)"
+            )
+        try:
+            weight = float(value)
+        except (TypeError, ValueError):
+            raise C2MError(f"event_weights[{kind!r}]: must be a number, got {value!r}") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise C2MError(f"event_weights[{kind!r}]: must be a finite number >= 0, got {value!r}")
+        out[str(kind)] = weight
+    if not any(w > 0 for w in out.values()):
+        raise C2MError("event_weights: at least one weight must be > 0")
+    return out
+
+
+def make_engine(market_dir: str | Path, engine: str | Engine, **options: object) -> Engine:
+    """The engine named ``engine`` on the market directory (or ``engine`` itself when given one)."""
+    if isinstance(engine, Engine):
+        return engine
+    if engine == "duckdb":
+        from ._duckdb import DuckDBEngine
+
+        return DuckDBEngine(market_dir, **options)  # type: ignore[arg-type]
+    if engine == "spark":
+        try:
+            import pyspark  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+        except ImportError:
+            raise C2MError(
+                "signals: engine 'spark' needs pyspark, which is not installed; "
+                "install the spark extra (pip install 'c2m[spark]') or use engine='duckdb'"
+            ) from None
+        raise C2MError(
+            "signals: the Spark engine is not part of this version yet; use engine='duckdb' "
+            "(same results on one machine) or pass an Engine instance"
+        )
+    if engine == "polars":
+        from ._polars import PolarsEngine
+
+        return PolarsEngine.from_dir(market_dir)
+    raise C2MError(f"signals: unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
