@@ -8,15 +8,19 @@ Example::
 """
 
 from c2m.choice._data import ChoiceData
+from c2m.choice._draws import make_draws
 from c2m.choice._io import load_model, register_model, save_model
 from c2m.choice._latent_class import LatentClassLogit, select_n_classes
+from c2m.choice._mixed import MixedLogit
 from c2m.choice._mnl import MultinomialLogit
 
 __all__ = [
     "ChoiceData",
     "LatentClassLogit",
+    "MixedLogit",
     "MultinomialLogit",
     "load_model",
+    "make_draws",
     "register_model",
     "save_model",
     "select_n_classes",
