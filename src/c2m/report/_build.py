@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from c2m import _io
 from c2m.domain import Project, rent_plan_of
+from c2m.errors import C2MError
 
 from . import _figures as figs
 from ._analysis import Preferences, fit_statistics, preferences
@@ -178,7 +179,7 @@ def _battery_text(project: Project | None, variant: dict[str, Any]) -> str:
     if project is not None:
         try:
             plan = rent_plan_of(project, profile)
-        except Exception:  # a profile from another project: fall back on the file's field
+        except (KeyError, C2MError):  # a profile from another project: fall back on the file's field
             plan = None
         if plan is not None:
             _name, fee, cap, _ = plan
