@@ -82,10 +82,13 @@ def run_demo(
     diagnostics = design_diagnostics(project, survey_design, n_respondents=n_respondents)
 
     stage("field survey")
-    _respondents, responses = _stages.field_survey(market, survey_design, out, n_respondents, seed)
+    respondents, responses = _stages.field_survey(market, survey_design, out, n_respondents, seed)
+    respondents, raking = _stages.weight_respondents(project, respondents, market.persons)
+    _io.write_parquet(out / "respondents.parquet", respondents)
 
     stage("estimate choice model")
-    model, validation = _stages.estimate(project, responses)
+    survey_weights = respondents.select(id=pl.col("person_id"), weight=pl.col("weight"))
+    model, validation = _stages.estimate(project, responses, weights=survey_weights)
     save_model(model, out / "model.json")
     model_dict = model.to_dict()
 
@@ -135,6 +138,11 @@ def run_demo(
         "project_sha256": hashlib.sha256(project_text.encode("utf-8")).hexdigest(),
         "model_loglik": model_dict.get("loglik"),
         "design_d_error": diagnostics.d_error,
+        "survey_weighting": ", ".join(_stages.SURVEY_WEIGHTING_VARIABLES),
+        "survey_design_effect": raking.design_effect,
+        "survey_effective_sample_size": raking.effective_sample_size,
+        "survey_weights_converged": raking.converged,
+        "survey_weights_max_margin_error": raking.max_margin_error,
         **validation,
     }
     _io.write_json(out / "run.json", {**run_info, "timings_s": timings})

@@ -19,6 +19,7 @@ from c2m.domain import FeatureCoder, Project
 from c2m.errors import C2MError
 from c2m.market import MarketSimulator
 from c2m.optimize import LineSolution, optimize_line
+from c2m.signals import RakingResult, rake
 from c2m.survey import Design, make_design
 
 
@@ -59,8 +60,39 @@ def field_survey(
     return respondents, responses
 
 
-def choice_data(project: Project, responses: pl.DataFrame) -> ChoiceData:
-    """Code long-format responses with the project's features for estimation."""
+SURVEY_WEIGHTING_VARIABLES = ("city_tier", "age_band", "income_band", "home_charging", "owns_car")
+
+
+def weight_respondents(
+    project: Project,
+    respondents: pl.DataFrame,
+    population: pl.DataFrame,
+    trim: tuple[float, float] | None = (0.1, 10.0),
+) -> tuple[pl.DataFrame, RakingResult]:
+    """Rake respondents to the population's margins on city tier and traits.
+
+    Returns the respondents with a ``weight`` column (mean 1) and the raking
+    result; check ``result.converged`` (trimming can stop the margins from being met).
+    """
+    tiers = pl.DataFrame(
+        {"city": [c.name for c in project.cities], "city_tier": [f"tier {c.tier}" for c in project.cities]}
+    )
+
+    def with_tier(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.join(tiers, on="city", how="left") if tiers.height else frame.with_columns(city_tier=pl.lit("all"))
+
+    result = rake(
+        with_tier(respondents), population=with_tier(population), variables=list(SURVEY_WEIGHTING_VARIABLES), trim=trim
+    )
+    return respondents.with_columns(weight=pl.Series(result.weights)), result
+
+
+def choice_data(project: Project, responses: pl.DataFrame, weights: pl.DataFrame | None = None) -> ChoiceData:
+    """Code long-format responses with the project's features for estimation.
+
+    ``weights`` (columns ``id`` and ``weight``, one row per respondent) weights each
+    respondent's tasks, e.g. the survey weights of :func:`weight_respondents`.
+    """
     coder = FeatureCoder.from_project(project)
     required = ["id", "task", "alt", "chosen"]
     missing = [c for c in required if c not in responses.columns]
@@ -71,19 +103,35 @@ def choice_data(project: Project, responses: pl.DataFrame) -> ChoiceData:
     frame = pl.concat([responses.select(required), features], how="horizontal").with_columns(
         chid=pl.struct("id", "task").rank("dense").cast(pl.Int64)
     )
+    weight_col = None
+    if weights is not None:
+        frame = frame.join(weights.select("id", "weight"), on="id", how="left", maintain_order="left")
+        unweighted = frame.filter(pl.col("weight").is_null())["id"]
+        if unweighted.len():
+            raise C2MError(f"survey weights: respondent {unweighted[0]} has no weight")
+        weight_col = "weight"
     return ChoiceData.from_long(
-        frame, features=coder.feature_names, id_col="id", task_col="chid", alt_col="alt", chosen_col="chosen"
+        frame,
+        features=coder.feature_names,
+        id_col="id",
+        task_col="chid",
+        alt_col="alt",
+        chosen_col="chosen",
+        weight_col=weight_col,
     )
 
 
-def estimate(project: Project, responses: pl.DataFrame) -> tuple[MultinomialLogit, dict[str, Any]]:
-    """MNL on the estimation tasks; hit rate and share error on the holdout tasks."""
+def estimate(
+    project: Project, responses: pl.DataFrame, weights: pl.DataFrame | None = None
+) -> tuple[MultinomialLogit, dict[str, Any]]:
+    """MNL on the estimation tasks (respondents weighted if ``weights`` is given, with robust
+    standard errors); hit rate and share error on the holdout tasks."""
     holdout = (
         responses["holdout"].fill_null(False) if "holdout" in responses.columns else pl.Series([False])
     )
     train = responses.filter(~holdout) if "holdout" in responses.columns else responses
     test = responses.filter(holdout) if "holdout" in responses.columns else responses.clear()
-    model = MultinomialLogit(robust=True).fit(choice_data(project, train))
+    model = MultinomialLogit(robust=True).fit(choice_data(project, train, weights))
     validation: dict[str, Any] = {}
     if test.height:
         test_data = choice_data(project, test)
