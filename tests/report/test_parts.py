@@ -11,7 +11,7 @@ import pytest
 from c2m.report import ReportInputs, build_report, render_figures
 from c2m.report import _figures as figs
 from c2m.report._build import _baseline_share
-from c2m.report._svg import to_svg
+from c2m.report._svg import style, to_svg
 
 
 def test_weekly_capacity_common_value_or_sum() -> None:
@@ -129,3 +129,15 @@ def test_design_diagnostics_as_a_dataclass() -> None:
     html = build_report(ReportInputs(design_diagnostics=Diagnostics("random", 4, 0.5, counts)))  # type: ignore[arg-type]
     assert "Design method" in html and "random" in html and "0.5000" in html
     assert html.count("<svg") == 1
+
+
+def test_sample_chart_shows_the_weighted_sample_when_weights_exist() -> None:
+    population = pl.DataFrame({"city": ["A"] * 60 + ["B"] * 40})
+    respondents = pl.DataFrame({"city": ["A"] * 9 + ["B"]})
+    with style():
+        plain = to_svg(figs.sample_vs_population(respondents, population), "sample")
+    assert "survey sample" in plain and "weighted sample" not in plain
+    weights = [60 / 90] * 9 + [40 / 10]  # raked: A 60%, B 40%
+    with style():
+        svg = to_svg(figs.sample_vs_population(respondents.with_columns(weight=pl.Series(weights)), population), "s")
+    assert "weighted sample" in svg

@@ -106,9 +106,17 @@ def level_balance(counts: pl.DataFrame, labels: dict[str, str] | None = None) ->
 
 
 def sample_vs_population(respondents: pl.DataFrame, population: pl.DataFrame | None, top: int = 20) -> Figure:
-    """Share of respondents by city against the population's (top cities by population)."""
-    sample = respondents.group_by("city").agg(n=pl.len()).with_columns(sample=pl.col("n") / pl.col("n").sum())
-    frame = sample.select("city", "sample")
+    """Share of respondents by city against the population's (top cities by population).
+
+    When the respondents carry survey weights (a ``weight`` column) the weighted
+    sample is shown too: what the estimation sees after weighting.
+    """
+    weighted = "weight" in respondents.columns
+    sample = respondents.group_by("city").agg(
+        n=pl.len(), w=pl.col("weight").sum() if weighted else pl.len().cast(pl.Float64)
+    )
+    sample = sample.with_columns(sample=pl.col("n") / pl.col("n").sum(), weighted=pl.col("w") / pl.col("w").sum())
+    frame = sample.select("city", "sample", "weighted")
     if population is not None:
         pop = (
             population.group_by("city")
@@ -126,11 +134,14 @@ def sample_vs_population(respondents: pl.DataFrame, population: pl.DataFrame | N
     x = np.arange(len(cities))
     fig = new_figure(WIDTH, 3.0)
     ax = fig.add_subplot()
-    if population is not None:
-        ax.bar(x - 0.2, frame["population"].to_numpy(), width=0.4, color=COMPETITOR, label="population")
-        ax.bar(x + 0.2, frame["sample"].to_numpy(), width=0.4, color=OURS, label="survey sample")
-    else:
-        ax.bar(x, frame["sample"].to_numpy(), width=0.6, color=OURS, label="survey sample")
+    series = [("population", COMPETITOR, "population")] if population is not None else []
+    series.append(("sample", OURS, "survey sample"))
+    if weighted:
+        series.append(("weighted", ACCENT, "weighted sample"))
+    width = 0.8 / len(series)
+    for k, (column, colour, label) in enumerate(series):
+        offset = (k - (len(series) - 1) / 2) * width
+        ax.bar(x + offset, frame[column].to_numpy(), width=width, color=colour, label=label)
     ax.set_xticks(x, cities, rotation=45, ha="right", rotation_mode="anchor")
     ax.yaxis.set_major_formatter(percent())
     ax.set_ylabel("share of people")
