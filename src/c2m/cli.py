@@ -139,16 +139,25 @@ def simulate_responses(
     from c2m.pipeline import _stages
     from c2m.survey import read_design
 
-    _, responses = _stages.field_survey(
-        read_market(market), read_design(design_dir), out, respondents, seed
+    sim_market = read_market(market)
+    if sim_market.project is None:
+        raise C2MError(f"{market}: the market's manifest carries no project; regenerate it with `c2m generate`")
+    _, responses, raking = _stages.field_survey(
+        sim_market.project, sim_market, read_design(design_dir), out, respondents, seed
     )
-    console.print(f"wrote {out}/responses.parquet: {responses.height:,} rows")
+    console.print(
+        f"wrote {out}/responses.parquet: {responses.height:,} rows; respondents.parquet with survey weights "
+        f"(design effect {raking.design_effect:.2f}, effective sample {raking.effective_sample_size:,.0f})"
+    )
 
 
 @app.command()
 def estimate(
     responses: Annotated[Path, typer.Option(help="Long-format responses (.parquet or .csv).")],
     project: ProjectOption = None,
+    weights: Annotated[
+        Path | None, typer.Option(help="respondents.parquet with a `weight` column: estimate with survey weights.")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the model here (model.json).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model as JSON.")] = False,
 ) -> None:
@@ -157,7 +166,8 @@ def estimate(
     from c2m.pipeline import _stages, project_and_text, read_table
 
     proj, _ = project_and_text(project)
-    model, validation = _stages.estimate(proj, read_table(responses))
+    survey_weights = _stages.survey_weights(read_table(weights)) if weights is not None else None
+    model, validation = _stages.estimate(proj, read_table(responses), weights=survey_weights)
     if out is not None:
         save_model(model, out)
     if as_json:

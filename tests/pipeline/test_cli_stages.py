@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 from tests.conftest import run_c2m
 
 from c2m.domain import is_prohibited, load_project
@@ -31,9 +32,12 @@ def test_stage_by_stage_on_files(tmp_path: Path) -> None:
     _ok("design", *project, "--versions", "8", "--out", "design", cwd=tmp_path)
     _ok("simulate-responses", "--market", "market", "--design", "design", "--respondents", "300",
         "--out", "survey", cwd=tmp_path)
-    _ok("estimate", *project, "--responses", "survey/responses.parquet", "--out", "model.json", cwd=tmp_path)
-    printed = json.loads(_ok("estimate", *project, "--responses", "survey/responses.parquet", "--json",
-                             cwd=tmp_path))
+    respondents = pl.read_parquet(tmp_path / "survey" / "respondents.parquet")
+    assert respondents["weight"].mean() == pytest.approx(1.0) and respondents["weight"].std() > 0
+    _ok("estimate", *project, "--responses", "survey/responses.parquet", "--weights", "survey/respondents.parquet",
+        "--out", "model.json", cwd=tmp_path)
+    printed = json.loads(_ok("estimate", *project, "--responses", "survey/responses.parquet", "--weights",
+                             "survey/respondents.parquet", "--json", cwd=tmp_path))
     assert printed == json.loads((tmp_path / "model.json").read_text(encoding="utf-8"))
 
     _ok("optimize", *project, "--model", "model.json", "--variants", "2", "--out", "line.json", cwd=tmp_path)

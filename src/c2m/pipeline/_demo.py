@@ -82,13 +82,10 @@ def run_demo(
     diagnostics = design_diagnostics(project, survey_design, n_respondents=n_respondents)
 
     stage("field survey")
-    respondents, responses = _stages.field_survey(market, survey_design, out, n_respondents, seed)
-    respondents, raking = _stages.weight_respondents(project, respondents, market.persons)
-    _io.write_parquet(out / "respondents.parquet", respondents)
+    respondents, responses, raking = _stages.field_survey(project, market, survey_design, out, n_respondents, seed)
 
     stage("estimate choice model")
-    survey_weights = respondents.select(id=pl.col("person_id"), weight=pl.col("weight"))
-    model, validation = _stages.estimate(project, responses, weights=survey_weights)
+    model, validation = _stages.estimate(project, responses, weights=_stages.survey_weights(respondents))
     save_model(model, out / "model.json")
     model_dict = model.to_dict()
 

@@ -48,16 +48,29 @@ def design(
 
 
 def field_survey(
-    market: Market, survey_design: Design, out: Path, n_respondents: int, seed: int
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Simulated respondents answer the survey from their hidden preferences."""
+    project: Project, market: Market, survey_design: Design, out: Path, n_respondents: int, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame, RakingResult]:
+    """Simulated respondents answer the survey from their hidden preferences.
+
+    Writes ``responses.parquet`` and ``respondents.parquet`` (with survey weights
+    raked to the market's population, see :func:`weight_respondents`).
+    """
     respondents = sample_respondents(market, n=n_respondents, seed=seed)
     responses = simulate_responses(
         market, survey_design.frame, respondents, none_option=survey_design.none_option, seed=seed
     )
+    respondents, raking = weight_respondents(project, respondents, market.persons)
     _io.write_parquet(out / "respondents.parquet", respondents)
     _io.write_parquet(out / "responses.parquet", responses)
-    return respondents, responses
+    return respondents, responses, raking
+
+
+def survey_weights(respondents: pl.DataFrame) -> pl.DataFrame:
+    """``id``/``weight`` rows for :func:`estimate` from a respondents table with a ``weight`` column."""
+    missing = [c for c in ("person_id", "weight") if c not in respondents.columns]
+    if missing:
+        raise C2MError(f"respondents: missing column(s) {missing}; expected the file `c2m simulate-responses` writes")
+    return respondents.select(id=pl.col("person_id"), weight=pl.col("weight"))
 
 
 SURVEY_WEIGHTING_VARIABLES = ("city_tier", "age_band", "income_band", "home_charging", "owns_car")
