@@ -76,3 +76,26 @@ def test_report_is_self_contained_html_with_plots(demo_dir: Path) -> None:
     HTMLParser().feed(html)
     assert html.count("<svg") >= 6
     assert "src=\"http" not in html and "href=\"http" not in html and "<script src" not in html
+
+
+def test_report_opens_in_a_browser_and_shows_every_plot(demo_dir: Path, page) -> None:  # type: ignore[no-untyped-def]
+    """The report renders offline in chromium: each figure is a visible SVG with drawn marks, nothing fetched."""
+    requests: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto((demo_dir / "report.html").resolve().as_uri())
+    assert page.locator("h1").first.is_visible()
+    figures = page.locator("figure")
+    assert figures.count() >= 10
+    for index in range(figures.count()):
+        svg = figures.nth(index).locator("svg").first
+        svg.scroll_into_view_if_needed()
+        box = svg.bounding_box()
+        name = figures.nth(index).get_attribute("id")
+        assert box is not None and box["width"] > 200 and box["height"] > 100, name
+        marks = svg.locator("path, rect, circle, polygon, line, use").count()
+        assert marks > 5, f"{name} draws nothing"
+    assert not errors
+    assert all(url.startswith("file:") or url.startswith("data:") for url in requests), requests

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import c2m_command, skip_or_fail
+from tests.conftest import c2m_command
 
-CHROMIUM = Path("/usr/bin/chromium")
 PROJECT = "swap-city-ev"
 
 
@@ -46,25 +43,6 @@ def server(db_url: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=20)
-
-
-@pytest.fixture
-def page() -> Iterator[object]:
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        skip_or_fail("chromium is not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        skip_or_fail("playwright is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
-        context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
-        yield context.new_page()
-        browser.close()
 
 
 def test_book_and_cancel_a_test_drive_in_the_browser(server: str, page) -> None:  # type: ignore[no-untyped-def]
