@@ -1,18 +1,28 @@
-"""Demand forecast and build plan: reservation funnel, Bass diffusion, capacity-constrained plan."""
+"""Demand forecast and build plan: Bass diffusion before launch, reconciled weekly sales after it, the plan."""
 
+from ._backtest import backtest_sales
 from ._bass import BassFit, BassModel, fit_bass
 from ._forecast import forecast_demand
+from ._hierarchy import RECONCILIATION_METHODS, Hierarchy, build_hierarchy, reconcile
 from ._plan import PlanCosts, build_plan, plan_cost, ramp_capacity
 from ._preorders import simulate_preorders
+from ._sales import forecast_sales, weekly_panel
 
 __all__ = [
+    "RECONCILIATION_METHODS",
     "BassFit",
     "BassModel",
+    "Hierarchy",
     "PlanCosts",
+    "backtest_sales",
+    "build_hierarchy",
     "build_plan",
     "fit_bass",
     "forecast_demand",
+    "forecast_sales",
     "plan_cost",
     "ramp_capacity",
+    "reconcile",
     "simulate_preorders",
+    "weekly_panel",
 ]
