@@ -9,6 +9,7 @@ Example::
 
 from c2m.choice._data import ChoiceData
 from c2m.choice._draws import make_draws
+from c2m.choice._hb import HierarchicalBayesLogit
 from c2m.choice._io import load_model, register_model, save_model
 from c2m.choice._latent_class import LatentClassLogit, select_n_classes
 from c2m.choice._mixed import MixedLogit
@@ -16,6 +17,7 @@ from c2m.choice._mnl import MultinomialLogit
 
 __all__ = [
     "ChoiceData",
+    "HierarchicalBayesLogit",
     "LatentClassLogit",
     "MixedLogit",
     "MultinomialLogit",
