@@ -72,6 +72,16 @@ def _fill_features(
     """
     for k, f in enumerate(features):
         dt = df.schema[f]
+        if dt in (pl.String, pl.Categorical, pl.Enum):  # name the first value that is not a number
+            raw = df.get_column(f).cast(pl.String)
+            parsed = raw.str.strip_chars().cast(pl.Float64, strict=False)
+            bad_rows = np.flatnonzero((parsed.is_null() & raw.is_not_null()).to_numpy())
+            if bad_rows.size:
+                row = int(bad_rows[0])
+                raise C2MError(
+                    f"feature column {f!r} is not numeric: row {row} (0-based row of the input table) has "
+                    f"{raw[row]!r}; features must be numbers or booleans"
+                )
         if not (dt.is_numeric() or dt == pl.Boolean):
             raise C2MError(f"feature column {f!r} has type {dt}; features must be numeric or boolean")
         col = df.get_column(f).cast(pl.Float64).to_numpy().astype(np.float64, copy=False)
@@ -103,8 +113,14 @@ def _check_columns(df: pl.DataFrame, features: Sequence[str], cols: list[str | N
     if missing:
         raise C2MError(f"missing column(s) {missing} in the choice data; available columns: {df.columns}")
     for c in cols[:3]:
-        if c is not None and df.get_column(c).null_count():
-            row = int(df.get_column(c).is_null().arg_max() or 0)
+        if c is None:
+            continue
+        s = df.get_column(c)
+        missing_id = s.is_null()
+        if s.dtype.is_float():
+            missing_id = missing_id | s.is_nan().fill_null(True)
+        if missing_id.any():
+            row = int(missing_id.arg_max() or 0)
             raise C2MError(f"identifier column {c!r} has a missing value at row {row}")
 
 

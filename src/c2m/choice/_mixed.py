@@ -45,6 +45,21 @@ class MixedLogit:
     ``robust=True`` reports the sandwich with person-level scores. Task weights must be
     constant within a person (person weights).
 
+    WTP space (``wtp_space="price"``, Train and Weeks 2005; the convention of logitr):
+    utility is ``U_j = lambda (w'x_j - p_j) + e_j`` with p the price feature, lambda > 0 the
+    scale and w the willingnesses to pay of the other features, so a preference-space
+    coefficient is ``beta_k = lambda w_k`` and the price coefficient is ``-lambda`` (a higher
+    price lowers utility; w_k > 0 means feature k is worth w_k units of price). lambda is
+    lognormal (``exp(b + s e)``, random) unless ``random[price] = "fixed"`` (``exp(b)``); the
+    w's are fixed or random with any distribution. The estimates are then WTPs directly:
+    ``coef_`` and ``params_`` hold the w's (or their log for lognormal kinds) and, at the price
+    feature, the location of ``log lambda``; ``individual_coef`` returns each person's w's and
+    lambda. Starting values come from the preference-space MNL (w = -beta_k / beta_price,
+    log lambda = log(-beta_price); a non-negative MNL price coefficient is an error), the
+    parameters are scaled by their MNL standard errors for the optimiser, and an
+    unconverged run is restarted (from where it stopped, then from a wider start), keeping
+    the best.
+
     Fitted attributes: ``coef_`` (means; for lognormal kinds the mean of the log),
     ``sd_`` (absolute spreads; with ``correlated=True`` the standard deviations
     ``sqrt(diag(L L'))``), ``chol_`` (L or None), ``params_`` / ``param_names_``
@@ -66,6 +81,10 @@ class MixedLogit:
             reproduces the unscrambled draws of xlogit and mlogit's published estimates).
         engine: ``"numba"`` (fused compiled kernel, person by person), ``"numpy"``
             (vectorised reference, chunks of persons) or ``"auto"`` (numba when importable).
+        wtp_space: name of the price feature to estimate in WTP space (None: preference space).
+
+    ``random`` may also map a feature to ``"fixed"`` (the same as leaving it out; in WTP space
+    it fixes the scale).
     """
 
     def __init__(
@@ -81,6 +100,7 @@ class MixedLogit:
         tol: float = 1e-6,
         skip: int | None = None,
         engine: str = "auto",
+        wtp_space: str | None = None,
     ) -> None:
         self.random = dict(random) if random is not None else {}
         self.correlated = correlated
@@ -93,14 +113,28 @@ class MixedLogit:
         self.tol = tol
         self.skip = skip
         self.engine = engine
+        self.wtp_space = wtp_space
 
     # ------------------------------------------------------------------ set-up
     def _validate(self, features: list[str]) -> None:
+        price = self.wtp_space
+        if price is not None:
+            if price not in features:
+                raise C2MError(f"wtp_space={price!r} is not a feature; features are {features}")
+            if len(features) < 2:
+                raise C2MError("WTP space needs the price feature and at least one other feature")
+            if self.random.get(price, "lognormal") not in ("lognormal", "fixed"):
+                raise C2MError(
+                    f"in WTP space the scale (price feature {price!r}) is 'lognormal' or 'fixed', "
+                    f"got {self.random[price]!r}"
+                )
         for f, dist in self.random.items():
             if f not in features:
                 raise C2MError(f"random coefficient {f!r} is not a feature; features are {features}")
+            if dist == "fixed":
+                continue
             if dist not in DISTRIBUTIONS:
-                raise C2MError(f"unknown distribution {dist!r} for {f!r}; use one of {DISTRIBUTIONS}")
+                raise C2MError(f"unknown distribution {dist!r} for {f!r}; use one of {(*DISTRIBUTIONS, 'fixed')}")
             if self.correlated and dist in ("triangular", "uniform"):
                 raise C2MError(
                     f"correlated=True needs normal-based distributions; {f!r} is {dist!r} "
@@ -115,11 +149,20 @@ class MixedLogit:
         if int(self.n_draws) < 1:
             raise C2MError(f"n_draws must be >= 1, got {self.n_draws}")
 
+    def _effective_random(self) -> dict[str, str]:
+        """Random coefficients actually estimated: without "fixed" ones, with the WTP-space scale."""
+        eff = dict(self.random)
+        if self.wtp_space is not None:
+            eff.setdefault(self.wtp_space, "lognormal")
+        return {f: d for f, d in eff.items() if d != "fixed"}
+
     def _spec(self) -> mm.Spec:
-        rand = [k for k, f in enumerate(self.feature_names_) if f in self.random]
+        eff = self._effective_random()
+        rand = [k for k, f in enumerate(self.feature_names_) if f in eff]
         self.random_features_ = [self.feature_names_[k] for k in rand]
-        self.distributions_ = [self.random[f] for f in self.random_features_]
-        return mm.make_spec(len(self.feature_names_), rand, self.distributions_, bool(self.correlated))
+        self.distributions_ = [eff[f] for f in self.random_features_]
+        wtp = self.feature_names_.index(self.wtp_space) if self.wtp_space is not None else -1
+        return mm.make_spec(len(self.feature_names_), rand, self.distributions_, bool(self.correlated), wtp)
 
     def _panel(self, data: ChoiceData) -> tuple[mm.Panel, np.ndarray]:
         """Tasks grouped by person (or one person per task), with draws; returns the sort order."""
@@ -157,6 +200,8 @@ class MixedLogit:
         mnl = MultinomialLogit(maxiter=200).fit(data)  # feature_names_ == data.feature_names
         b = mnl.coef_.copy()
         self.mnl_loglik_ = float(mnl.loglik_)
+        if spec.wtp_idx >= 0:
+            return self._wtp_start(mnl, spec)
         for d, k in enumerate(spec.rand_idx):
             if spec.kinds[d] == 1:
                 b[k] = np.log(max(b[k], 1e-2))
@@ -164,6 +209,45 @@ class MixedLogit:
                 b[k] = np.log(max(-b[k], 1e-2))
         D = spec.n_random
         sp = (_START_SD * np.eye(D))[np.tril_indices(D)] if spec.correlated else np.full(D, _START_SD)
+        return np.concatenate([b, sp])
+
+    def _wtp_start(self, mnl: MultinomialLogit, spec: mm.Spec) -> FloatArray:
+        """WTP-space start from the preference-space MNL; sets the optimiser's parameter scales."""
+        p = spec.wtp_idx
+        beta, V = mnl.coef_, mnl.vcov_
+        bp = float(beta[p])
+        if not bp < 0:
+            raise C2MError(
+                f"WTP space needs a negative price coefficient, but the preference-space MNL estimate for "
+                f"{self.wtp_space!r} is {bp:.4g}; check the sign and coding of the price column"
+            )
+        K = spec.n_features
+        b = -beta / bp
+        b[p] = np.log(-bp)
+        se = np.empty(K)  # delta-method standard errors of w_k = -beta_k / beta_p and of log(-beta_p)
+        for k in range(K):
+            g = np.zeros(K)
+            if k == p:
+                g[p] = 1.0 / bp
+            else:
+                g[k], g[p] = -1.0 / bp, beta[k] / bp**2
+            se[k] = float(np.sqrt(max(float(g @ V @ g), 0.0)))
+        sd0 = np.empty(spec.n_random)
+        for d, k in enumerate(spec.rand_idx):
+            if k != p and spec.kinds[d] != 0:  # lognormal WTP: location and scale of the log
+                w = b[k] if spec.kinds[d] == 1 else -b[k]
+                se[k] = se[k] / max(abs(w), 1e-2)
+                b[k] = np.log(max(w, 1e-2))
+            sd0[d] = _START_SD if spec.kinds[d] != 0 else _START_SD * max(abs(float(b[k])), float(se[k]), 1e-3)
+        se = np.where(np.isfinite(se) & (se > 0), se, 1.0)
+        D = spec.n_random
+        if spec.correlated:
+            sp = np.diag(sd0)[np.tril_indices(D)]
+            sp_scale = se[spec.rand_idx][np.tril_indices(D)[0]]
+        else:
+            sp, sp_scale = sd0, se[spec.rand_idx]
+        x_scale = np.concatenate([se, sp_scale])
+        self._x_scale = x_scale / x_scale.min()
         return np.concatenate([b, sp])
 
     # ------------------------------------------------------------------ fitting
@@ -198,28 +282,51 @@ class MixedLogit:
         use_numba = self.engine == "numba" or (self.engine == "auto" and mm.numba_available())
         self.engine_ = "numba" if use_numba else "numpy"
         kernel = mm.loglik_scores_numba if use_numba else mm.loglik_scores
+        wtp = spec.wtp_idx >= 0
+        x_scale = getattr(self, "_x_scale", None) if wtp and start is None else None
+        if x_scale is None:
+            x_scale = np.ones(spec.n_params)
 
-        def fun(theta: FloatArray) -> tuple[float, FloatArray]:
-            ll, sc = kernel(theta, spec, panel)
-            return -ll * scale, -sc.sum(axis=0) * scale
+        def fun(z: FloatArray) -> tuple[float, FloatArray]:
+            ll, sc = kernel(z * x_scale, spec, panel)
+            return -ll * scale, -sc.sum(axis=0) * scale * x_scale
 
-        res = minimize(
-            fun,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": int(self.maxiter), "gtol": self.tol, "ftol": 1e-13, "maxcor": 30},
-        )
-        theta = np.asarray(res.x, dtype=np.float64)
-        ll, scores = kernel(theta, spec, panel)
-        grad = scores.sum(axis=0)
+        def run(t0: FloatArray) -> tuple[FloatArray, float, FloatArray, int, bool]:
+            res = minimize(
+                fun,
+                t0 / x_scale,
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": int(self.maxiter), "gtol": self.tol, "ftol": 1e-13, "maxcor": 30},
+            )
+            theta = np.asarray(res.x, dtype=np.float64) * x_scale
+            ll, scores = kernel(theta, spec, panel)
+            grad = scores.sum(axis=0)
+            ok = bool(res.success) or bool(np.max(np.abs(grad * scale)) <= 10 * self.tol)
+            return theta, float(ll), scores, int(res.nit), ok and bool(np.isfinite(ll))
+
+        best = run(theta0)
+        n_iter = best[3]
+        if wtp and not best[4]:  # WTP space: restart from where it stopped, then from a wider start
+            wide = theta0.copy()
+            wide[spec.n_features :] *= 5.0
+            wide[spec.wtp_idx] += 0.5  # the mixed model's scale exceeds the MNL's
+            for t0 in (best[0], wide):
+                attempt = run(t0)
+                n_iter += attempt[3]
+                if (attempt[4], attempt[1]) > (best[4], best[1]):
+                    best = attempt
+                if best[4]:
+                    break
+        self.__dict__.pop("_x_scale", None)
+        theta, ll, scores, _, converged = best
         H = _fd_hessian(lambda t: -kernel(t, spec, panel)[1].sum(axis=0), theta)
         self.vcov_ = inverse_hessian(H, self.param_names_)
         self.vcov_robust_ = sandwich(self.vcov_, scores)
         self.params_ = theta
         self.loglik_ = ll
-        self.n_iter_ = int(res.nit)
-        self.converged_ = bool(res.success) or bool(np.max(np.abs(grad * scale)) <= 10 * self.tol)
+        self.n_iter_ = n_iter
+        self.converged_ = converged
         self.n_obs_ = data.n_tasks
         self.n_persons_ = int(panel.starts.size - 1)
         self._spec_ = spec
@@ -307,7 +414,10 @@ class MixedLogit:
             ("BIC", f"{self.bic_:.2f}"),
             ("Panel", f"{self.panel}"),
         ]
-        title = "Mixed logit" + (f" ({dists})" if dists else "")
+        if self.wtp_space is not None:
+            header.append(("Space", f"WTP (scale: log lambda at {self.wtp_space!r})"))
+        title = "Mixed logit" + (" in WTP space" if self.wtp_space is not None else "")
+        title += f" ({dists})" if dists else ""
         return format_report(title, header, self.summary().rename({"parameter": "feature"}))
 
     # ------------------------------------------------------------------ persistence
@@ -339,6 +449,7 @@ class MixedLogit:
                 "tol": float(self.tol),
                 "skip": self.skip,
                 "engine": self.engine,
+                "wtp_space": self.wtp_space,
             },
         }
 

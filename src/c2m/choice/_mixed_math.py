@@ -7,6 +7,14 @@ random coefficients (row-major ``np.tril_indices``). For person n and draw r,
 ``beta_nrk = g_k(eta_nrk)`` with g the identity (normal, triangular, uniform), ``exp``
 (lognormal) or ``-exp`` (neg_lognormal); fixed coefficients are ``b_k``.
 
+In WTP space (``spec.wtp_idx = p >= 0``, Train and Weeks 2005, logitr's convention) the
+coefficients above are the model-space ones ``c``: ``lambda = c_p > 0`` is the scale (its
+location ``b_p`` is ``log lambda``, also when it is fixed) and ``c_k`` (k != p) are the
+willingnesses to pay ``w_k``; utility is ``V_j = lambda (sum_{k != p} w_k x_jk - x_jp)``, i.e.
+the preference-space coefficients are ``beta_k = lambda w_k`` and ``beta_p = -lambda``. The
+gradient goes through ``d log P / d w_k = lambda G_k`` and
+``d log P / d lambda = sum_{k != p} w_k G_k - G_p`` with ``G = d log P / d beta``.
+
 ``log L_n = log mean_r prod_t P_ntr`` is computed in log space (log-sum-exp over draws), and
 ``d log L_n / d theta = sum_r w_nr (d log P_nr / d theta)`` with posterior draw weights
 ``w_nr = P_nr / sum_r' P_nr'``, where ``d log P_nr / d beta = sum_t (x_t,chosen - xbar_ntr)``
@@ -48,6 +56,12 @@ class Spec:
     rand_idx: IntArray  # (D,) feature index of each random coefficient
     kinds: IntArray  # (D,) 0 identity, 1 exp, 2 -exp
     correlated: bool
+    wtp_idx: int = -1  # WTP space: index of the price feature (its coefficient is the scale); -1 preference space
+
+    @property
+    def wtp_fixed(self) -> bool:
+        """WTP space with a fixed scale ``lambda = exp(b_p)``."""
+        return self.wtp_idx >= 0 and self.wtp_idx not in self.rand_idx
 
     @property
     def n_random(self) -> int:
@@ -63,14 +77,20 @@ class Spec:
         return self.n_features + self.n_spread
 
 
-def make_spec(n_features: int, rand_idx: list[int], dists: list[str], correlated: bool) -> Spec:
-    """Spec from feature indices and distribution names."""
+def make_spec(
+    n_features: int, rand_idx: list[int], dists: list[str], correlated: bool, wtp_idx: int = -1
+) -> Spec:
+    """Spec from feature indices and distribution names (``wtp_idx``: price feature in WTP space)."""
     code = {"normal": 0, "triangular": 0, "uniform": 0, "lognormal": 1, "neg_lognormal": 2}
+    kinds = [code[d] for d in dists]
+    if wtp_idx >= 0 and wtp_idx in rand_idx and kinds[rand_idx.index(wtp_idx)] != 1:
+        raise ValueError("in WTP space the scale (price) coefficient must be lognormal or fixed")
     return Spec(
         n_features,
         np.asarray(rand_idx, dtype=np.intp),
-        np.asarray([code[d] for d in dists], dtype=np.intp),
+        np.asarray(kinds, dtype=np.intp),
         correlated,
+        int(wtp_idx),
     )
 
 
@@ -86,11 +106,16 @@ def spread_matrix(theta: FloatArray, spec: Spec) -> FloatArray:
 
 
 def coefficients(theta: FloatArray, spec: Spec, E: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Individual coefficients (P, R, K) for standard draws E (P, R, D), and g'(eta) (P, R, D)."""
+    """Individual model-space coefficients (P, R, K) for standard draws E (P, R, D), and g'(eta) (P, R, D).
+
+    In WTP space these are the WTPs and, at the price feature, the scale lambda.
+    """
     K = spec.n_features
     b = theta[:K]
     P, R, _ = E.shape
     beta = np.broadcast_to(b, (P, R, K)).copy()
+    if spec.wtp_fixed:
+        beta[..., spec.wtp_idx] = np.exp(min(float(b[spec.wtp_idx]), 700.0))
     if spec.n_random == 0:
         return beta, np.zeros((P, R, 0))
     sp = theta[K:]
@@ -106,6 +131,28 @@ def coefficients(theta: FloatArray, spec: Spec, E: FloatArray) -> tuple[FloatArr
             gp[..., d] = g[..., d]
     beta[..., spec.rand_idx] = g
     return beta, gp
+
+
+def utility_coef(c: FloatArray, spec: Spec) -> FloatArray:
+    """Preference-space coefficients from model-space ones (the identity outside WTP space)."""
+    if spec.wtp_idx < 0:
+        return c
+    p = spec.wtp_idx
+    lam = c[..., p : p + 1]
+    beta = c * lam
+    beta[..., p] = -lam[..., 0]
+    return beta
+
+
+def _wtp_chain(G: FloatArray, c: FloatArray, spec: Spec) -> FloatArray:
+    """d log P / d c from d log P / d beta (both (..., K)) in WTP space."""
+    p = spec.wtp_idx
+    lam = c[..., p : p + 1]
+    Gc = G * lam
+    w = c.copy()
+    w[..., p] = -1.0
+    Gc[..., p] = (G * w).sum(axis=-1)
+    return Gc
 
 
 def _chunks(starts: IntArray, R: int, width: int) -> list[tuple[int, int]]:
@@ -125,14 +172,15 @@ def _chunks(starts: IntArray, R: int, width: int) -> list[tuple[int, int]]:
 def _chunk_core(
     theta: FloatArray, spec: Spec, panel: Panel, p0: int, p1: int
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, IntArray]:
-    """For persons p0..p1: log P_nr (P, R), beta (P, R, K), g' (P, R, D), P_tr (T, R, J), local task starts."""
+    """For persons p0..p1: log P_nr (P, R), model-space coefficients (P, R, K), g' (P, R, D), P_tr (T, R, J),
+    local task starts."""
     t0, t1 = int(panel.starts[p0]), int(panel.starts[p1])
     X = panel.X[t0:t1]
     E = panel.E[p0:p1]
     beta, gp = coefficients(theta, spec, E)
     local = panel.starts[p0:p1] - t0
     owner = np.repeat(np.arange(p1 - p0), np.diff(panel.starts[p0 : p1 + 1]))
-    Bt = beta[owner]  # (T, R, K)
+    Bt = utility_coef(beta, spec)[owner]  # (T, R, K)
     V = np.matmul(Bt, X.transpose(0, 2, 1))  # (T, R, J)
     V = np.where(panel.avail[t0:t1, None, :], V, -np.inf)
     lse = logsumexp(V, axis=2)  # (T, R)
@@ -156,15 +204,19 @@ def loglik_scores(theta: FloatArray, spec: Spec, panel: Panel) -> tuple[float, F
     tril = np.tril_indices(spec.n_random)
     for p0, p1 in _chunks(panel.starts, R, J + K):
         t0, t1 = int(panel.starts[p0]), int(panel.starts[p1])
-        logPn, _, gp, Ptr, local = _chunk_core(theta, spec, panel, p0, p1)
+        logPn, cf, gp, Ptr, local = _chunk_core(theta, spec, panel, p0, p1)
         lse_r = logsumexp(logPn, axis=1)  # (P,)
         total += float(panel.weights[p0:p1] @ (lse_r - logR))
         w = np.exp(logPn - lse_r[:, None])  # (P, R) posterior weights of the draws
         xbar = np.matmul(Ptr, panel.X[t0:t1])  # (T, R, K)
         dif = panel.x_chosen[t0:t1, None, :] - xbar
-        G = np.add.reduceat(dif, local, axis=0)  # (P, R, K)
+        G = np.add.reduceat(dif, local, axis=0)  # (P, R, K) d log P_nr / d beta
+        if spec.wtp_idx >= 0:
+            G = _wtp_chain(G, cf, spec)  # d log P_nr / d c
         WG = w[:, :, None] * G
         sc = WG.sum(axis=1)  # (P, K): derivative w.r.t. fixed b and, before the chain rule, random b
+        if spec.wtp_fixed:  # lambda = exp(b_p)
+            sc[:, spec.wtp_idx] *= cf[0, 0, spec.wtp_idx]
         if spec.n_random:
             WGr = WG[:, :, spec.rand_idx] * gp  # (P, R, D) derivative w.r.t. eta
             sc[:, spec.rand_idx] = WGr.sum(axis=1)
@@ -225,7 +277,7 @@ def _build() -> Any:
 
     # Draws are the innermost loop (contiguous, vectorisable); memory O(R x (K + J)).
     @numba.njit(cache=True)
-    def kernel(b, L, rand_idx, kinds, X, avail, chosen, starts, E):  # pragma: no cover - compiled
+    def kernel(b, L, rand_idx, kinds, wtp, X, avail, chosen, starts, E):  # pragma: no cover - compiled
         N = starts.size - 1
         R = E.shape[1]
         D = E.shape[2]
@@ -233,7 +285,12 @@ def _build() -> Any:
         K = X.shape[2]
         ll = np.zeros(N)
         out = np.zeros((N, K + D * D))
-        beta = np.empty((K, R))
+        fixed_scale = wtp >= 0
+        for d in range(D):
+            if rand_idx[d] == wtp:
+                fixed_scale = False
+        beta = np.empty((K, R))  # utility coefficients
+        cf = np.empty((K, R))  # model-space coefficients (WTP space: WTPs and the scale)
         gp = np.empty((D, R))
         Et = np.empty((D, R))
         G = np.empty((K, R))
@@ -247,7 +304,10 @@ def _build() -> Any:
                     Et[d, r] = E[n, r, d]
             for k in range(K):
                 for r in range(R):
-                    beta[k, r] = b[k]
+                    cf[k, r] = b[k]
+            if wtp >= 0:  # a fixed scale is exp(b_p); a random one is overwritten below
+                for r in range(R):
+                    cf[wtp, r] = np.exp(min(b[wtp], 700.0))
             for d in range(D):
                 k = rand_idx[d]
                 for r in range(R):
@@ -255,14 +315,24 @@ def _build() -> Any:
                     for m in range(D):
                         eta += L[d, m] * Et[m, r]
                     if kinds[d] == 0:
-                        beta[k, r] = eta
+                        cf[k, r] = eta
                         gp[d, r] = 1.0
                     else:
                         g = np.exp(min(eta, 700.0))
                         if kinds[d] == 2:
                             g = -g
-                        beta[k, r] = g
+                        cf[k, r] = g
                         gp[d, r] = g
+            for k in range(K):
+                for r in range(R):
+                    beta[k, r] = cf[k, r]
+            if wtp >= 0:
+                for k in range(K):
+                    if k != wtp:
+                        for r in range(R):
+                            beta[k, r] = cf[k, r] * cf[wtp, r]
+                for r in range(R):
+                    beta[wtp, r] = -cf[wtp, r]
             G[:, :] = 0.0
             logp[:] = 0.0
             for t in range(starts[n], starts[n + 1]):
@@ -312,11 +382,22 @@ def _build() -> Any:
             ll[n] = mx + np.log(tot / R)
             for r in range(R):
                 logp[r] /= tot
+            if wtp >= 0:  # d log P / d beta -> d log P / d c (G reused in place)
+                for r in range(R):
+                    lam = cf[wtp, r]
+                    s = -G[wtp, r]
+                    for k in range(K):
+                        if k != wtp:
+                            s += cf[k, r] * G[k, r]
+                            G[k, r] *= lam
+                    G[wtp, r] = s
             for k in range(K):
                 s = 0.0
                 for r in range(R):
                     s += logp[r] * G[k, r]
                 out[n, k] = s
+            if wtp >= 0 and fixed_scale:
+                out[n, wtp] *= cf[wtp, 0]
             for d in range(D):
                 k = rand_idx[d]
                 s = 0.0
@@ -350,6 +431,7 @@ def loglik_scores_numba(theta: FloatArray, spec: Spec, panel: Panel) -> tuple[fl
         np.ascontiguousarray(L),
         spec.rand_idx,
         spec.kinds,
+        spec.wtp_idx,
         panel.X,
         panel.avail,
         panel.chosen,
