@@ -1,9 +1,9 @@
-"""Share-of-preference market simulator: our line against competitors and the None option."""
+"""Market simulator: our line against competitors and the None option under several share rules."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -13,8 +13,12 @@ from c2m.domain import FeatureCoder, Profile, Project, check_profile, fixed_cost
 from c2m.errors import C2MError
 
 from ._economics import UnitEconomics, unit_economics
+from ._rules import LevelMap, first_choice, rfc_noise
 
-Rule = Literal["logit", "first_choice"]
+Rule = Literal["logit", "first_choice", "rfc", "likelihood"]
+RULES = ("logit", "first_choice", "rfc", "likelihood")
+RFC_CELLS = 4_000_000  # persons x draws x (products + levels) held at once by the RFC
+RFC_INTERVAL_CELLS = 5_000_000  # parameter draws x persons x RFC draws x (products + levels) for intervals
 
 
 class ExtrapolationWarning(UserWarning):
@@ -33,7 +37,27 @@ class MarketSimulator:
     individual : ``(R, F)`` individual-level coefficients; shares are their weighted mean
         (``weights``, default equal). With ``vcov`` each draw shifts every individual by
         ``draw - coef``.
-    rule : ``"logit"`` (share of preference) or ``"first_choice"``.
+    rule : how utilities become shares (``"first-choice"`` is accepted for ``"first_choice"``):
+
+        * ``"logit"``: share of preference, ``exp(scale u) / sum exp(scale u)`` per person;
+        * ``"first_choice"``: each person buys their highest-utility product (ties split);
+          ``scale`` does not matter;
+        * ``"rfc"``: Sawtooth's randomized first choice: ``n_rfc_draws`` first choices per
+          person on ``u + (product_variability e_p + attribute_variability e_a) / scale``
+          with Gumbel errors ``e_p`` on each product and ``e_a`` on each level's part-worth
+          (see ``c2m.market._rules``). Both variabilities zero is exactly first choice;
+          product variability 1 and no attribute variability is the logit at ``scale``
+          (in expectation);
+        * ``"likelihood"``: purchase likelihood, each product alone against None:
+          ``exp(scale u) / (exp(scale u) + exp(scale u_none))``. Likelihoods do not sum to
+          1: ``shares`` reports them in ``likelihood`` columns (no None row) and every
+          method that needs shares summing to 1 (volumes, economics, elasticities,
+          cannibalisation, the optimiser) raises ``C2MError``. It needs the None option.
+    scale : the exponent multiplying utilities (logit, RFC, likelihood); tune it to known
+        market shares with ``tune_scale``.
+    n_rfc_draws : RFC draws per person; default ``max(10, ceil(10000 / R))``. Intervals (with
+        ``vcov``) use fewer per parameter draw, at least 10, so that parameter draws x
+        persons x RFC draws x (products + levels) stays near 5 million.
     """
 
     def __init__(
@@ -46,6 +70,10 @@ class MarketSimulator:
         rule: Rule = "logit",
         n_draws: int = 200,
         seed: int = 0,
+        scale: float = 1.0,
+        n_rfc_draws: int | None = None,
+        product_variability: float = 0.0,
+        attribute_variability: float = 1.0,
     ) -> None:
         self.project = project
         self.coder = FeatureCoder.from_project(project)
@@ -58,9 +86,19 @@ class MarketSimulator:
             )
         if not np.all(np.isfinite(self.coef)):
             raise C2MError("simulator: coef has non-finite values")
-        if rule not in ("logit", "first_choice"):
-            raise C2MError(f"simulator: unknown rule {rule!r}; expected 'logit' or 'first_choice'")
+        rule = str(rule).replace("-", "_")  # type: ignore[assignment]
+        if rule not in RULES:
+            raise C2MError(f"simulator: unknown rule {rule!r}; expected one of {list(RULES)}")
+        if rule == "likelihood" and not self.coder.with_none:
+            raise C2MError("simulator: rule 'likelihood' needs the None option ([none_option] enabled = true)")
         self.rule: Rule = rule
+        self.scale = scale
+        for name, value in (("product_variability", product_variability),
+                            ("attribute_variability", attribute_variability)):
+            if not (np.isfinite(value) and value >= 0):
+                raise C2MError(f"simulator: {name} must be a finite number >= 0, got {value!r}")
+        self.product_variability = float(product_variability)
+        self.attribute_variability = float(attribute_variability)
         self.vcov: np.ndarray | None = None
         if vcov is not None:
             vcov = np.asarray(vcov, dtype=float)
@@ -88,8 +126,14 @@ class MarketSimulator:
         self.weights = w
         self.n_draws = int(n_draws)
         self.seed = seed
-        self.betas = self.coef[None, :] if self.individual is None else self.individual
-        self.draws = self._make_draws()
+        if n_rfc_draws is None:
+            n_rfc_draws = max(10, -(-10_000 // n_people))
+        if int(n_rfc_draws) != n_rfc_draws or n_rfc_draws < 1:
+            raise C2MError(f"simulator: n_rfc_draws must be a positive integer, got {n_rfc_draws!r}")
+        self.n_rfc_draws = int(n_rfc_draws)
+        self._betas = self.coef[None, :] if self.individual is None else self.individual
+        self._draws = self._make_draws()
+        self.levels = LevelMap(project)
         # competitors and None
         comps = [
             check_profile(project, c.profile, where=f"competitors[{i}].profile")
@@ -106,8 +150,53 @@ class MarketSimulator:
             offsets.append(np.zeros(1))
         self._X_other = np.vstack(rows)
         self._asc_other = np.concatenate(offsets)
+        none_levels = np.zeros((int(self.coder.with_none), self.levels.n_levels))
+        self._A_other = np.vstack([self.levels.matrix(comps), none_levels])
+        self._keys_other = LevelMap.other_keys(len(comps), self.coder.with_none)
         self.price_attribute = project.attribute_by_role("price")
         self.market_size = float(sum(c.market_size for c in project.cities))
+
+    # ------------------------------------------------------------------ scale
+    @property
+    def scale(self) -> float:
+        """Exponent on utilities (logit, RFC, likelihood); first choice ignores it."""
+        return self._scale
+
+    @scale.setter
+    def scale(self, value: float) -> None:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise C2MError(f"simulator: scale must be a number > 0, got {value!r}") from None
+        if not (np.isfinite(value) and value > 0):
+            raise C2MError(f"simulator: scale must be a finite number > 0, got {value!r}")
+        self._scale = value
+
+    @property
+    def _utility_scale(self) -> float:
+        return self._scale if self.rule in ("logit", "likelihood") else 1.0
+
+    @property
+    def betas(self) -> np.ndarray:
+        """``(R, F)`` parameter sets on the rule's scale (times ``scale`` for logit and likelihood)."""
+        return self._betas * self._utility_scale
+
+    @property
+    def draws(self) -> np.ndarray | None:
+        """``(D, R, F)`` Krinsky-Robb parameter draws on the rule's scale, or None."""
+        return None if self._draws is None else self._draws * self._utility_scale
+
+    @property
+    def sums_to_one(self) -> bool:
+        """Whether the rule gives shares that sum to 1 (every rule but purchase likelihood)."""
+        return self.rule != "likelihood"
+
+    def _require_shares(self, where: str) -> None:
+        if self.rule == "likelihood":
+            raise C2MError(
+                f"{where}: purchase likelihoods (rule 'likelihood') do not sum to 1 across products; "
+                "use rule 'logit', 'first_choice' or 'rfc' for shares, volumes and line optimisation"
+            )
 
     # ------------------------------------------------------------------ internals
     def _make_draws(self) -> np.ndarray | None:
@@ -119,7 +208,7 @@ class MarketSimulator:
         vals, vecs = np.linalg.eigh(sym)
         root = vecs * np.sqrt(np.clip(vals, 0.0, None))
         shocks = rng.standard_normal((self.n_draws, self.coef.size)) @ root.T
-        return self.betas[None, :, :] + shocks[:, None, :]
+        return self._betas[None, :, :] + shocks[:, None, :]
 
     def _warn_range(self, profile: Profile, where: str) -> None:
         for attribute in self.project.attributes:
@@ -160,28 +249,79 @@ class MarketSimulator:
             raise C2MError(f"simulator: product names must be unique and differ from competitors {clash}")
         return names
 
-    def _alt_matrix(self, X_ours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        X = np.vstack([X_ours, self._X_other])
+    def _alts(
+        self, ours: Sequence[Profile], competitors: Sequence[Profile] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Features ``X``, offsets, RFC keys and level weights ``A`` of our products then the others."""
+        n_feat = self.coder.n_features
+        X_ours = self.coder.encode_many(list(ours)) if len(ours) else np.zeros((0, n_feat))
+        A_ours = self.levels.matrix(list(ours)) if len(ours) else np.zeros((0, self.levels.n_levels))
+        X_other, A_other = self._X_other, self._A_other
+        if competitors is not None:
+            extra = [self.coder.none_row()[None, :]] if self.coder.with_none else []
+            X_other = np.vstack([self.coder.encode_many(list(competitors)), *extra])
+            none_A = np.zeros((int(self.coder.with_none), self.levels.n_levels))
+            A_other = np.vstack([self.levels.matrix(list(competitors)), none_A])
+        X = np.vstack([X_ours, X_other])
         offset = np.concatenate([np.zeros(X_ours.shape[0]), self._asc_other])
-        return X, offset
+        keys = np.concatenate([self.levels.line_keys(list(ours)), self._keys_other])
+        return X, offset, keys, np.vstack([A_ours, A_other])
 
-    def _probs(self, betas: np.ndarray, X: np.ndarray, offset: np.ndarray) -> np.ndarray:
-        """Choice probabilities ``(..., R, J)`` for parameter sets ``(..., R, F)``."""
+    def _probs(
+        self, betas: np.ndarray, alts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        """Per-person probabilities ``(..., R, J)`` for unscaled parameter sets ``(..., R, F)``.
+
+        Under ``likelihood`` the last axis has our products and the competitors only.
+        """
+        X, offset, keys, A = alts
         u = betas @ X.T + offset
         if self.rule == "logit":
+            u = self._scale * u
             u = u - u.max(axis=-1, keepdims=True)
             e = np.exp(u)
             return e / e.sum(axis=-1, keepdims=True)
-        best = u >= u.max(axis=-1, keepdims=True) - 1e-12
-        return best / best.sum(axis=-1, keepdims=True)
+        if self.rule == "likelihood":
+            diff = self._scale * (u[..., :-1] - u[..., -1:])
+            return 0.5 * (1.0 + np.tanh(diff / 2.0))  # exp(a) / (exp(a) + exp(b)), overflow-free
+        if self.rule == "first_choice":
+            return first_choice(u)
+        if u.ndim == 2:
+            return self._rfc_probs(u, keys, A, self.n_rfc_draws)
+        # Krinsky-Robb parameter draws: fewer RFC draws each, to bound the work
+        flat = u.reshape(-1, u.shape[-2], u.shape[-1])
+        per = RFC_INTERVAL_CELLS // max(1, flat.shape[0] * flat.shape[1] * (flat.shape[2] + A.shape[1]))
+        n_rfc = max(10, min(self.n_rfc_draws, per))
+        out = np.stack([self._rfc_probs(block, keys, A, n_rfc) for block in flat])
+        return out.reshape(u.shape)
 
-    def _shares_arrays(self, X_ours: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _rfc_probs(self, u: np.ndarray, keys: np.ndarray, A: np.ndarray, D: int) -> np.ndarray:
+        """RFC probabilities ``(R, J)`` of utilities ``(R, J)``: mean of first choices over ``D`` draws."""
+        R, J = u.shape
+        if self.product_variability == 0 and self.attribute_variability == 0:
+            return first_choice(u)
+        out = np.empty((R, J))
+        chunk = max(1, RFC_CELLS // (D * (J + A.shape[1])))
+        for start in range(0, R, chunk):
+            persons = np.arange(start, min(start + chunk, R))
+            noise = self.rfc_noise(persons, keys, A, D)
+            out[persons] = first_choice(u[persons, None, :] + noise).mean(axis=1)
+        return out
+
+    def rfc_noise(self, persons: np.ndarray, keys: np.ndarray, A: np.ndarray, n_draws: int | None = None) -> np.ndarray:
+        """RFC errors ``(P, D, J)`` in utility units (divided by ``scale``) for products ``keys``/``A``."""
+        D = self.n_rfc_draws if n_draws is None else n_draws
+        noise = rfc_noise(persons, D, keys, A, self.product_variability,
+                          self.attribute_variability, self.seed)
+        return noise / self._scale
+
+    def _shares_arrays(self, ours: Sequence[Profile]) -> tuple[np.ndarray, np.ndarray | None]:
         """Point shares ``(J,)`` and draws ``(D, J)`` (None without vcov)."""
-        X, offset = self._alt_matrix(X_ours)
-        point = self.weights @ self._probs(self.betas, X, offset)
+        alts = self._alts(ours)
+        point = self.weights @ self._probs(self._betas, alts)
         draws = None
-        if self.draws is not None:
-            draws = np.einsum("r,drj->dj", self.weights, self._probs(self.draws, X, offset))
+        if self._draws is not None:
+            draws = np.einsum("r,drj->dj", self.weights, self._probs(self._draws, alts))
         return point, draws
 
     def _other_rows(self) -> list[tuple[str, str]]:
@@ -199,47 +339,132 @@ class MarketSimulator:
 
     # ------------------------------------------------------------------ public API
     def utilities(self, profiles: Sequence[Profile]) -> np.ndarray:
-        """Deterministic utilities: ``(n,)`` under ``coef``, or ``(R, n)`` with individual betas."""
+        """Deterministic utilities on the rule's scale (see ``betas``): ``(n,)`` under ``coef``,
+        or ``(R, n)`` with individual betas."""
         prepared = [check_profile(self.project, p, where=f"profiles[{i}]") for i, p in enumerate(profiles)]
         X = self.coder.encode_many(prepared)
         if self.individual is None:
-            return X @ self.coef
-        return self.individual @ X.T
+            return X @ self.coef * self._utility_scale
+        return self.betas @ X.T
 
     def other_utilities(self) -> np.ndarray:
-        """Utilities ``(R, J)`` of the competitors (with their ASC) then None, per parameter set."""
-        return self.betas @ self._X_other.T + self._asc_other
+        """Utilities ``(R, J)`` of the competitors (with their ASC) then None, on the rule's scale."""
+        return (self._betas @ self._X_other.T + self._asc_other) * self._utility_scale
 
     def unit_economics(self, profile: Profile, include_rent: bool = False) -> UnitEconomics:
         """Price, unit cost, rent per car and margin of one profile."""
         return unit_economics(self.project, check_profile(self.project, profile), include_rent)
 
     def shares(self, line: Sequence[Profile], names: Sequence[str] | None = None) -> pl.DataFrame:
-        """Shares of our products, the competitors and None (they sum to 1), with 95% intervals."""
+        """Shares of our products, the competitors and None (they sum to 1), with 95% intervals.
+
+        Under the ``likelihood`` rule the columns are ``likelihood``, ``likelihood_low`` and
+        ``likelihood_high`` instead: each product's purchase likelihood against None (our
+        products and the competitors, no None row); they do not sum to 1.
+        """
         prepared = self._prepare(line)
         labels = self._names(prepared, names)
-        point, draws = self._shares_arrays(self.coder.encode_many(prepared))
+        point, draws = self._shares_arrays(prepared)
         lo, hi = self._interval(point, draws)
         rows = [(n, "ours") for n in labels] + self._other_rows()
+        col = "share"
+        if self.rule == "likelihood":
+            rows = rows[:-1]
+            col = "likelihood"
         return pl.DataFrame(
             {
                 "product": [r[0] for r in rows],
                 "kind": [r[1] for r in rows],
-                "share": point,
-                "share_low": lo,
-                "share_high": hi,
+                col: point,
+                f"{col}_low": lo,
+                f"{col}_high": hi,
             },
-            schema={"product": pl.String, "kind": pl.String, "share": pl.Float64,
-                    "share_low": pl.Float64, "share_high": pl.Float64},
+            schema={"product": pl.String, "kind": pl.String, col: pl.Float64,
+                    f"{col}_low": pl.Float64, f"{col}_high": pl.Float64},
         )
+
+    def tune_scale(
+        self,
+        observed_shares: Mapping[str, float],
+        line: Sequence[Profile] = (),
+        names: Sequence[str] | None = None,
+        loss: Literal["kl", "squared"] = "kl",
+        bounds: tuple[float, float] = (1e-3, 1e3),
+    ) -> float:
+        """The ``scale`` whose simulated shares best match known market shares; sets and returns it.
+
+        ``observed_shares`` maps product names (competitors, ``"none"``, and the products of
+        ``line`` if given, named by ``names``) to their known shares, at least two of them.
+        Simulated and observed shares are compared on those products only, both
+        renormalised to sum to 1 there: ``loss="kl"`` minimises ``KL(observed || simulated)``,
+        ``"squared"`` the sum of squared differences. The search is a grid over
+        ``log(scale)`` in ``bounds`` refined by Brent's method. Only the logit and RFC
+        rules depend on the scale.
+        """
+        if self.rule not in ("logit", "rfc"):
+            raise C2MError(f"tune_scale: the {self.rule!r} rule does not use a scale to match shares; "
+                           "use rule 'logit' or 'rfc'")
+        if loss not in ("kl", "squared"):
+            raise C2MError(f"tune_scale: loss must be 'kl' or 'squared', got {loss!r}")
+        lo_b, hi_b = (float(b) for b in bounds)
+        if not (0 < lo_b < hi_b and np.isfinite(hi_b)):
+            raise C2MError(f"tune_scale: bounds must be 0 < low < high, got {bounds!r}")
+        prepared = self._prepare(line, check=False) if len(line) else []
+        labels = self._names(prepared, names) if prepared else []
+        all_names = labels + [r[0] for r in self._other_rows()]
+        if not isinstance(observed_shares, Mapping) or len(observed_shares) < 2:
+            raise C2MError("tune_scale: observed_shares must map at least two product names to shares")
+        idx, obs = [], []
+        for name, value in observed_shares.items():
+            if name not in all_names:
+                raise C2MError(f"tune_scale: observed_shares[{name!r}] names no product; expected one of {all_names}")
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                raise C2MError(f"tune_scale: observed_shares[{name!r}] must be a number, got {value!r}") from None
+            if not (np.isfinite(v) and 0 <= v <= 1):
+                raise C2MError(f"tune_scale: observed_shares[{name!r}] must be in [0, 1], got {value!r}")
+            idx.append(all_names.index(name))
+            obs.append(v)
+        target = np.array(obs)
+        if target.sum() <= 0:
+            raise C2MError("tune_scale: observed_shares are all zero")
+        target = target / target.sum()
+        alts = self._alts(prepared)
+        original = self._scale
+
+        def objective(log_scale: float) -> float:
+            self._scale = float(np.exp(log_scale))
+            sim = (self.weights @ self._probs(self._betas, alts))[idx]
+            total = sim.sum()
+            sim = sim / total if total > 0 else np.full(sim.size, 1.0 / sim.size)
+            if loss == "squared":
+                return float(((sim - target) ** 2).sum())
+            pos = target > 0
+            return float((target[pos] * np.log(target[pos] / np.maximum(sim[pos], 1e-300))).sum())
+
+        from scipy.optimize import minimize_scalar
+
+        try:
+            grid = np.linspace(np.log(lo_b), np.log(hi_b), 41)
+            values = np.array([objective(g) for g in grid])
+            best = int(np.argmin(values))
+            a, b = grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)]
+            result = minimize_scalar(objective, bounds=(a, b), method="bounded", options={"xatol": 1e-8})
+            x = float(result.x) if result.fun <= values[best] else float(grid[best])
+        finally:
+            self._scale = original
+        self.scale = float(np.exp(x))
+        return self.scale
 
     def volumes(self, line: Sequence[Profile], names: Sequence[str] | None = None) -> pl.DataFrame:
         """Annual volume per variant and city: share x the city's market size, with intervals."""
         if not self.project.cities:
             raise C2MError("simulator: the project has no [[cities]] with a market_size; cannot size volumes")
+        self._require_shares("volumes")
         prepared = self._prepare(line)
         labels = self._names(prepared, names)
-        point, draws = self._shares_arrays(self.coder.encode_many(prepared))
+        point, draws = self._shares_arrays(prepared)
         lo, hi = self._interval(point, draws)
         k = len(prepared)
         variant, city, vol, vol_lo, vol_hi = [], [], [], [], []
@@ -271,11 +496,12 @@ class MarketSimulator:
         revenue, reported as ``rent_revenue`` and counted in margin, revenue and profit
         only when ``include_rent`` is true.
         """
+        self._require_shares("line_economics")
         if years <= 0:
             raise C2MError(f"line_economics: years must be > 0, got {years}")
         prepared = self._prepare(line)
         labels = self._names(prepared, names)
-        point, draws = self._shares_arrays(self.coder.encode_many(prepared))
+        point, draws = self._shares_arrays(prepared)
         lo, hi = self._interval(point, draws)
         size = self.market_size
         variants: list[dict[str, Any]] = []
@@ -320,6 +546,7 @@ class MarketSimulator:
         ``others`` are our other variants kept in the market (competitors always are);
         profit is the product's contribution minus its own fixed cost / ``years``.
         """
+        self._require_shares("demand_curve")
         attr = self._require_price()
         base = self._prepare([product])[0]
         rest = self._prepare(others) if others else []
@@ -333,11 +560,9 @@ class MarketSimulator:
             )
         fixed = fixed_cost(self.project, [base]) / years
         rows: dict[str, list[float]] = {k: [] for k in ("price", "share", "volume", "revenue", "profit")}
-        X_rest = self.coder.encode_many(rest) if rest else np.zeros((0, self.coder.n_features))
         for price in prices:
             profile = {**base, attr.name: price}
-            X = np.vstack([self.coder.encode(profile)[None, :], X_rest])
-            point, _ = self._shares_arrays(X)
+            point, _ = self._shares_arrays([profile, *rest])
             ue = unit_economics(self.project, profile, include_rent)
             volume = float(point[0] * self.market_size)
             rows["price"].append(price)
@@ -360,6 +585,7 @@ class MarketSimulator:
         ``point`` elasticities are analytic under the logit rule; ``arc`` elasticities
         (and every first-choice elasticity) use prices ``x (1 +/- step)``.
         """
+        self._require_shares("price_elasticity")
         attr = self._require_price()
         prepared = self._prepare(line)
         labels = self._names(prepared, names)
@@ -369,13 +595,11 @@ class MarketSimulator:
         row_kinds = [(n, "ours") for n in labels] + self._other_rows()
         n_alt = len(row_kinds)
         prices = np.array([float(p[attr.name]) for p in products])
-        X_ours = self.coder.encode_many(prepared)
-        point, _ = self._shares_arrays(X_ours)
+        point, _ = self._shares_arrays(prepared)
         E = np.zeros((n_alt, len(products)))
         if kind == "point" and self.rule == "logit":
-            X, offset = self._alt_matrix(X_ours)
-            probs = self._probs(self.betas, X, offset)  # (R, J)
-            slope = self.betas[:, self.coder.feature_names.index(attr.name)] / attr.scale  # (R,)
+            probs = self._probs(self._betas, self._alts(prepared))  # (R, J)
+            slope = self.betas[:, self.coder.feature_names.index(attr.name)] / attr.scale  # (R,), scaled
             for j in range(len(products)):
                 # d s_i / d p_j = sum_r w_r b_r s_ri (delta_ij - s_rj)
                 delta = np.zeros(n_alt)
@@ -388,11 +612,10 @@ class MarketSimulator:
                 for sign in (1.0, -1.0):
                     changed = [dict(p) for p in products]
                     changed[j][attr.name] = prices[j] * (1.0 + sign * step)
-                    X = self.coder.encode_many(changed[:k])
                     if j >= k:  # a competitor's price: re-code the competitor rows
-                        s.append(self._shares_with_competitors(X, changed[k:]))
+                        s.append(self._shares_with_competitors(changed[:k], changed[k:]))
                     else:
-                        s.append(self._shares_arrays(X)[0])
+                        s.append(self._shares_arrays(changed[:k])[0])
                 up, down = s
                 ds = (up - down) / np.where(up + down > 0, up + down, np.nan)
                 E[:, j] = ds / ((2 * step) / 2.0)
@@ -406,13 +629,8 @@ class MarketSimulator:
             data[name] = E[:, j]
         return pl.DataFrame(data)
 
-    def _shares_with_competitors(self, X_ours: np.ndarray, competitors: list[dict[str, Any]]) -> np.ndarray:
-        rows = [X_ours, self.coder.encode_many(competitors)]
-        if self.coder.with_none:
-            rows.append(self.coder.none_row()[None, :])
-        X = np.vstack(rows)
-        offset = np.concatenate([np.zeros(X_ours.shape[0]), self._asc_other])
-        return self.weights @ self._probs(self.betas, X, offset)
+    def _shares_with_competitors(self, ours: list[dict[str, Any]], competitors: list[dict[str, Any]]) -> np.ndarray:
+        return self.weights @ self._probs(self._betas, self._alts(ours, competitors))
 
     def cannibalisation(self, line: Sequence[Profile], names: Sequence[str] | None = None) -> pl.DataFrame:
         """For each variant, the share it takes from every other product (vs the line without it).
@@ -420,10 +638,10 @@ class MarketSimulator:
         ``taken = share_without - share_with``; ``fraction`` is ``taken`` over the
         variant's own share (where its buyers come from; the fractions sum to 1).
         """
+        self._require_shares("cannibalisation")
         prepared = self._prepare(line)
         labels = self._names(prepared, names)
-        X = self.coder.encode_many(prepared)
-        full, _ = self._shares_arrays(X)
+        full, _ = self._shares_arrays(prepared)
         rows_all = [(n, "ours") for n in labels] + self._other_rows()
         out: dict[str, list[Any]] = {k: [] for k in (
             "variant", "product", "kind", "share_without", "share_with", "taken", "fraction")}
@@ -431,12 +649,11 @@ class MarketSimulator:
             keep = [j for j in range(len(prepared)) if j != v]
             without = np.zeros_like(full)
             if keep:
-                part, _ = self._shares_arrays(X[keep])
+                part, _ = self._shares_arrays([prepared[j] for j in keep])
                 idx = keep + list(range(len(prepared), len(full)))
                 without[idx] = part
             else:
-                X_other, offset = self._X_other, self._asc_other
-                without[len(prepared):] = self.weights @ self._probs(self.betas, X_other, offset)
+                without[len(prepared):] = self.weights @ self._probs(self._betas, self._alts([]))
             for j, (name, kind) in enumerate(rows_all):
                 if j == v:
                     continue
@@ -456,10 +673,10 @@ class MarketSimulator:
         Other products (``others`` and the competitors) stay fixed; prohibited
         combinations get a null share. Numeric attributes take their levels' values.
         """
+        self._require_shares("sensitivity")
         base = self._prepare([base_product])[0]
         rest = self._prepare(others) if others else []
-        X_rest = self.coder.encode_many(rest) if rest else np.zeros((0, self.coder.n_features))
-        base_share = float(self._shares_arrays(np.vstack([self.coder.encode(base)[None, :], X_rest]))[0][0])
+        base_share = float(self._shares_arrays([base, *rest])[0][0])
         out: dict[str, list[Any]] = {k: [] for k in (
             "attribute", "level", "share", "share_change", "is_base", "prohibited")}
         for attribute in self.project.attributes:
@@ -469,8 +686,7 @@ class MarketSimulator:
                 prohibited = is_prohibited(self.project, profile)
                 share: float | None = None
                 if not prohibited:
-                    X = np.vstack([self.coder.encode(profile)[None, :], X_rest])
-                    share = float(self._shares_arrays(X)[0][0])
+                    share = float(self._shares_arrays([profile, *rest])[0][0])
                 out["attribute"].append(attribute.name)
                 out["level"].append(level.name)
                 out["share"].append(share)

@@ -33,5 +33,6 @@ How the candidate space is kept small and what is proven:
 
 from ._candidates import default_price_grid
 from ._line import LineSolution, line_objective, optimize_line
+from ._pareto import non_dominated, pareto_front
 
-__all__ = ["LineSolution", "default_price_grid", "line_objective", "optimize_line"]
+__all__ = ["LineSolution", "default_price_grid", "line_objective", "non_dominated", "optimize_line", "pareto_front"]

@@ -131,6 +131,7 @@ def optimize_line(
     search of the heuristic; ``time_limit`` (seconds) caps the heuristic and the MILP.
     """
     started = time.perf_counter()
+    sim._require_shares("optimize")
     if objective not in ("profit", "share", "revenue"):
         raise C2MError(f"optimize: objective must be 'profit', 'share' or 'revenue', got {objective!r}")
     if method not in ("exact", "greedy", "auto"):
@@ -280,12 +281,12 @@ def _problem(
 ) -> tuple[Problem, list[tuple[int, int]], float]:
     """Flatten allowed candidates and the people's utilities for the heuristic (shortlisted if large)."""
     n_idx, g_idx = np.nonzero(cand.allowed)
-    R = sim.betas.shape[0]
-    other = sim.other_utilities()  # (R, J)
+    R = _n_people(sim)
+    other = _other_utilities(sim)  # (R, J)
     logit = sim.rule == "logit"
 
     def utilities(cols: np.ndarray) -> np.ndarray:
-        return cand.u0[:, n_idx[cols]] + cand.price_slope[:, None] * cand.prices[g_idx[cols]][None, :]
+        return _cand_utilities(sim, cand, n_idx[cols], g_idx[cols])
 
     n_all = n_idx.size
     keep = np.arange(n_all)
@@ -308,7 +309,7 @@ def _problem(
         util = u
         oth = other.max(axis=1) if other.size else np.full(R, -np.inf)
     problem = Problem(
-        util=util, other=oth, weights=sim.weights, margin=m[n_idx[keep], g_idx[keep]],
+        util=util, other=oth, weights=_people_weights(sim), margin=m[n_idx[keep], g_idx[keep]],
         config=n_idx[keep], fl_bits=cand.fl_bits[n_idx[keep]], cover=cand.cover[n_idx[keep]],
         fl_cost=fl_cost, fixed_per_variant=project.product.fixed_cost_per_variant, scale=scale,
         years=years, charge_fixed=charge_fixed, budget=budget, min_share=min_share, logit=logit, k=k,
@@ -324,21 +325,71 @@ def _problem(
 
 def _alone_shares(sim: MarketSimulator, cand: Candidates, n_idx: np.ndarray, g_idx: np.ndarray) -> np.ndarray:
     """Each candidate's share when it is our only product (weighted over people), in chunks."""
-    R = sim.betas.shape[0]
-    other = sim.other_utilities()
+    R = _n_people(sim)
+    other = _other_utilities(sim)
+    weights = _people_weights(sim)
     out = np.empty(n_idx.size)
     chunk = max(1, SHORTLIST_CELLS // (4 * R))
     for start in range(0, n_idx.size, chunk):
         cols = slice(start, min(start + chunk, n_idx.size))
-        u = cand.u0[:, n_idx[cols]] + cand.price_slope[:, None] * cand.prices[g_idx[cols]][None, :]
+        u = _cand_utilities(sim, cand, n_idx[cols], g_idx[cols])
         if sim.rule == "logit":
             top = np.maximum(u.max(axis=1), other.max(axis=1)) if other.size else u.max(axis=1)
             e = np.exp(u - top[:, None])
             d = np.exp(other - top[:, None]).sum(axis=1)
-            out[cols] = sim.weights @ (e / (d[:, None] + e))
+            out[cols] = weights @ (e / (d[:, None] + e))
         else:
             best_other = other.max(axis=1) if other.size else np.full(R, -np.inf)
-            out[cols] = sim.weights @ (u > best_other[:, None])
+            out[cols] = weights @ (u > best_other[:, None])
+    return out
+
+
+def _n_people(sim: MarketSimulator) -> int:
+    """People the heuristic scores: parameter sets, times the draws under randomized first choice."""
+    return int(sim.betas.shape[0] * (sim.n_rfc_draws if sim.rule == "rfc" else 1))
+
+
+def _people_weights(sim: MarketSimulator) -> np.ndarray:
+    if sim.rule != "rfc":
+        return sim.weights
+    return np.repeat(sim.weights / sim.n_rfc_draws, sim.n_rfc_draws)
+
+
+def _other_utilities(sim: MarketSimulator, persons: np.ndarray | None = None) -> np.ndarray:
+    """Competitors' and None's utilities ``(P, J)`` (one row per person and RFC draw)."""
+    other = sim.other_utilities()
+    if persons is not None:
+        other = other[persons]
+    if sim.rule != "rfc":
+        return other
+    persons = np.arange(other.shape[0]) if persons is None else persons
+    noisy = other[:, None, :] + sim.rfc_noise(persons, sim._keys_other, sim._A_other)
+    return noisy.reshape(-1, other.shape[1])
+
+
+def _cand_utilities(
+    sim: MarketSimulator, cand: Candidates, n_sel: np.ndarray, g_sel: np.ndarray, persons: np.ndarray | None = None
+) -> np.ndarray:
+    """Utilities ``(P, n)`` of candidates ``(n_sel, g_sel)``, with RFC errors under randomized first choice.
+
+    Under RFC each candidate gets the simulator's errors for its configuration (keyed
+    by its levels), so the heuristic scores exactly what the simulator evaluates.
+    """
+    u0 = cand.u0 if persons is None else cand.u0[persons]
+    slope = cand.price_slope if persons is None else cand.price_slope[persons]
+    u = u0[:, n_sel] + slope[:, None] * cand.prices[g_sel][None, :]
+    if sim.rule != "rfc":
+        return u
+    profiles = [cand.profile(int(n), int(g)) for n, g in zip(n_sel, g_sel, strict=True)]
+    keys = np.array([sim.levels.product_key(p) for p in profiles], dtype=np.uint64)
+    A = sim.levels.matrix(profiles)
+    persons = np.arange(u.shape[0]) if persons is None else persons
+    out = np.empty((u.shape[0] * sim.n_rfc_draws, u.shape[1]))
+    block = max(1, SHORTLIST_CELLS // (4 * sim.n_rfc_draws * (u.shape[1] + A.shape[1])))
+    for start in range(0, u.shape[0], block):
+        rows = np.arange(start, min(start + block, u.shape[0]))
+        noisy = u[rows, None, :] + sim.rfc_noise(persons[rows], keys, A)
+        out[start * sim.n_rfc_draws: (rows[-1] + 1) * sim.n_rfc_draws] = noisy.reshape(-1, u.shape[1])
     return out
 
 
@@ -350,6 +401,8 @@ def _individual_bound(
     R = sim.betas.shape[0]
     other = sim.other_utilities()
     N, G = cand.allowed.shape
+    if sim.rule == "rfc":
+        return _rfc_individual_bound(sim, cand, m, scale, years, charge_fixed, c_min)
     per_person = np.empty(R)
     chunk = max(1, 4_000_000 // (N * G))
     for start in range(0, R, chunk):
@@ -366,6 +419,33 @@ def _individual_bound(
             best_m = np.where(wins, m[None], -np.inf).max(axis=(1, 2))
             per_person[rows] = np.maximum(best_m, 0.0)
     value = scale * float(sim.weights @ per_person)
+    return value - (c_min / years if charge_fixed else 0.0)
+
+
+def _rfc_individual_bound(
+    sim: MarketSimulator, cand: Candidates, m: np.ndarray, scale: float, years: float, charge_fixed: bool,
+    c_min: float,
+) -> float:
+    """Per-person-and-draw best margin among the candidates that beat every rival (first choice bound).
+
+    Skipped (``inf``) when people x draws x candidates exceeds 200 million cells.
+    """
+    R, D = sim.betas.shape[0], sim.n_rfc_draws
+    n_idx, g_idx = np.nonzero(cand.allowed)
+    if R * D * n_idx.size > 200_000_000:
+        return float("inf")
+    margin = m[n_idx, g_idx]
+    per = np.empty(R * D)
+    chunk = max(1, SHORTLIST_CELLS // (4 * D * n_idx.size))
+    for start in range(0, R, chunk):
+        persons = np.arange(start, min(start + chunk, R))
+        u = _cand_utilities(sim, cand, n_idx, g_idx, persons)
+        other = _other_utilities(sim, persons)
+        best_other = other.max(axis=1) if other.size else np.full(u.shape[0], -np.inf)
+        wins = u > best_other[:, None]
+        best_m = np.where(wins, margin[None, :], -np.inf).max(axis=1)
+        per[start * D: (persons[-1] + 1) * D] = np.maximum(best_m, 0.0)
+    value = scale * float(_people_weights(sim) @ per)
     return value - (c_min / years if charge_fixed else 0.0)
 
 
