@@ -1,10 +1,11 @@
-"""The web platform: test-drive booking and early-purchase benefits that can never be oversold.
+"""The web platform: the consumer survey, test-drive booking and benefits that can never be oversold.
 
 ``create_app(settings)`` builds the FastAPI application (JSON API under ``/api``, booking pages
-under ``/book/{project}``); ``serve(...)`` runs it with uvicorn; ``init_db(url)`` migrates a
-database (Alembic, shipped in the package) and seeds the projects idempotently. SQLite and
-PostgreSQL are both supported; seats and quotas are taken with conditional updates (see
-`Platform`).
+under ``/book/{project}``, survey pages under ``/survey/{project}``, see `SurveyService`);
+``serve(...)`` runs it with uvicorn; ``init_db(url)`` migrates a database (Alembic, shipped in
+the package) and seeds the projects idempotently, survey designs included. SQLite and
+PostgreSQL are both supported; seats, quotas and survey versions are taken with conditional
+updates (see `Platform`).
 """
 
 from ._app import create_app, serve
@@ -12,8 +13,10 @@ from ._db import current_revision, init_db, make_engine, seed, upgrade
 from ._errors import ConflictError, InvalidError, NotFoundError, PlatformError
 from ._service import BenefitView, BookingView, ClaimView, Platform, SlotView, normalize_contact, person_hash
 from ._settings import BenefitSpec, Settings
+from ._survey import AnswerView, StoredDesign, SurveyService, SurveyState, SurveyTask, quality_flags
 
 __all__ = [
+    "AnswerView",
     "BenefitSpec",
     "BenefitView",
     "BookingView",
@@ -25,12 +28,17 @@ __all__ = [
     "PlatformError",
     "Settings",
     "SlotView",
+    "StoredDesign",
+    "SurveyService",
+    "SurveyState",
+    "SurveyTask",
     "create_app",
     "current_revision",
     "init_db",
     "make_engine",
     "normalize_contact",
     "person_hash",
+    "quality_flags",
     "seed",
     "serve",
     "upgrade",

@@ -1,4 +1,4 @@
-"""The FastAPI application: JSON API and server-rendered booking pages."""
+"""The FastAPI application: JSON API and server-rendered booking and survey pages."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from ._errors import PlatformError
 from ._i18n import HTML_LANG, pick_lang, translator
 from ._service import BenefitView, BookingView, Platform, SlotView
 from ._settings import Settings
+from ._survey_web import add_survey_routes
 
 _HERE = Path(__file__).parent
 
@@ -104,7 +105,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     async def _platform_error(request: Request, exc: PlatformError) -> Response:
         if wants_html(request):
             return _page_error(request, exc.status, exc.message)
-        return _error(exc.status, exc.code, exc.message)
+        extra = {"field": exc.field} if exc.field else {}
+        return _error(exc.status, exc.code, exc.message, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -180,14 +182,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         }
 
     # ------------------------------------------------------------------ pages
-    def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        lang = pick_lang(
+    def page(request: Request, name: str, status: int = 200, lang: str | None = None, **context: Any) -> HTMLResponse:
+        lang = lang or pick_lang(
             request.query_params.get("lang"), request.headers.get("accept-language"), settings.default_lang
         )
         other = "en" if lang == "zh" else "zh"
         query = dict(request.query_params)
         query["lang"] = other
-        switch_url = request.url.path + "?" + urlencode(query)
+        switch_url = context.pop("switch_path", request.url.path) + "?" + urlencode(query)
         return templates.TemplateResponse(
             request,
             name,
@@ -249,6 +251,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         platform.cancel(project, booking_id)
         return RedirectResponse(f"/book/{project}/bookings/{booking_id}?lang={lang}", status_code=303)
 
+    add_survey_routes(app, platform, page)
     return app
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from c2m.domain import Project, load_project
 
-from ._models import BenefitRow, ProjectRow, SlotRow, StoreRow
+from ._models import BenefitRow, ProjectRow, SlotRow, StoreRow, SurveyConceptRow, SurveyDesignRow
 from ._settings import BenefitSpec, Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -122,7 +122,7 @@ def local_today(settings: Settings) -> date:
 def seed_project(
     session: Session, project: Project, settings: Settings, benefits: Sequence[BenefitSpec], today: date
 ) -> ProjectRow:
-    """Insert what is missing of ``project``: its row, stores, slots for the coming days, benefits."""
+    """Insert what is missing of ``project``: its row, stores, slots for the coming days, benefits, survey design."""
     row = session.scalar(select(ProjectRow).where(ProjectRow.name == project.name))
     if row is None:
         row = ProjectRow(name=project.name, product=project.product.name, description=project.description)
@@ -167,7 +167,56 @@ def seed_project(
         for b in benefits
         if b.code not in codes
     )
+    seed_survey_design(session, row, project, settings)
     return row
+
+
+def seed_survey_design(session: Session, row: ProjectRow, project: Project, settings: Settings) -> None:
+    """Store the project's survey design unless it has one (a stored design never changes: respondents use it).
+
+    The design is `c2m.survey.make_design` with the settings' method, versions, tasks, concepts
+    and holdouts and the project's seed, so the same project file and settings give the same design.
+    """
+    from c2m.survey import make_design
+
+    if session.scalar(select(SurveyDesignRow.id).where(SurveyDesignRow.project_id == row.id)) is not None:
+        return
+    design = make_design(
+        project,
+        method=settings.survey_method,
+        n_versions=settings.survey_versions,
+        n_tasks=settings.survey_tasks,
+        n_alts=settings.survey_alts,
+        n_holdout=settings.survey_holdouts,
+        seed=project.seed,
+    )
+    stored = SurveyDesignRow(
+        project_id=row.id,
+        method=design.method,
+        seed=design.seed,
+        n_versions=design.n_versions,
+        n_tasks=design.n_tasks,
+        n_alts=design.n_alts,
+        none_option=design.none_option,
+        assigned=0,
+    )
+    session.add(stored)
+    session.flush()
+    attributes = design.attribute_names
+    session.execute(
+        insert(SurveyConceptRow),
+        [
+            {
+                "design_id": stored.id,
+                "version": r["version"],
+                "task": r["task"],
+                "alt": r["alt"],
+                "holdout": bool(r["holdout"]),
+                "levels": {a: r[a] for a in attributes},
+            }
+            for r in design.frame.iter_rows(named=True)
+        ],
+    )
 
 
 def load_projects(settings: Settings) -> list[Project]:

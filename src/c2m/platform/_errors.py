@@ -6,14 +6,16 @@ from c2m.errors import C2MError
 
 
 class PlatformError(C2MError):
-    """A request the platform refuses; ``status`` is the HTTP status, ``code`` a stable key."""
+    """A request the platform refuses; ``status`` is the HTTP status, ``code`` a stable key,
+    ``field`` the request field at fault (if one is)."""
 
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field
         if code is not None:
             self.code = code
 

@@ -1,10 +1,13 @@
-"""SQLAlchemy models: projects, stores, test-drive slots and bookings, benefits and claims."""
+"""SQLAlchemy models: projects, stores, test-drive slots and bookings, benefits and claims, survey."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -135,3 +138,77 @@ class BenefitClaimRow(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
     person_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SurveyDesignRow(Base):
+    """A project's CBC design, generated once at seed time; ``assigned`` counts the versions handed out."""
+
+    __tablename__ = "survey_design"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), unique=True)
+    method: Mapped[str] = mapped_column(String(40))
+    seed: Mapped[int] = mapped_column(Integer)
+    n_versions: Mapped[int] = mapped_column(Integer)
+    n_tasks: Mapped[int] = mapped_column(Integer)
+    n_alts: Mapped[int] = mapped_column(Integer)
+    none_option: Mapped[bool] = mapped_column(Boolean)
+    assigned: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SurveyConceptRow(Base):
+    """One concept (alternative) of one task of one version; ``levels`` maps attribute -> level (value if numeric)."""
+
+    __tablename__ = "survey_concept"
+    __table_args__ = (UniqueConstraint("design_id", "version", "task", "alt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    design_id: Mapped[int] = mapped_column(ForeignKey("survey_design.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    task: Mapped[int] = mapped_column(Integer)
+    alt: Mapped[int] = mapped_column(Integer)
+    holdout: Mapped[bool] = mapped_column(Boolean)
+    levels: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SurveyRespondentRow(Base):
+    """A survey respondent: screening, assigned version (``seq``-th qualified respondent), profile answers."""
+
+    __tablename__ = "survey_respondent"
+    __table_args__ = (
+        UniqueConstraint("design_id", "seq"),
+        CheckConstraint("status IN ('screened_out', 'active', 'done')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    design_id: Mapped[int] = mapped_column(ForeignKey("survey_design.id", ondelete="CASCADE"))
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lang: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    screening: Mapped[dict[str, Any]] = mapped_column(JSON)
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SurveyAnswerRow(Base):
+    """A respondent's choice in one task: ``alt`` is the chosen concept (``n_alts + 1`` = None); one per task."""
+
+    __tablename__ = "survey_answer"
+    __table_args__ = (
+        UniqueConstraint("respondent_id", "task"),
+        CheckConstraint("alt >= 1", name="alt_positive"),
+        CheckConstraint("seconds >= 0", name="seconds_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    respondent_id: Mapped[int] = mapped_column(ForeignKey("survey_respondent.id", ondelete="CASCADE"))
+    task: Mapped[int] = mapped_column(Integer)
+    alt: Mapped[int] = mapped_column(Integer)
+    is_none: Mapped[bool] = mapped_column(Boolean)
+    answered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    seconds: Mapped[float] = mapped_column(Float)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -26,6 +27,7 @@ from ._db import read_session, write_session
 from ._errors import ConflictError, InvalidError, NotFoundError
 from ._models import BenefitClaimRow, BenefitRow, BookingRow, ProjectRow, SlotRow, StoreRow, utcnow
 from ._settings import Settings
+from ._survey import StoredDesign, SurveyService
 
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -109,12 +111,18 @@ def _benefit_view(b: BenefitRow) -> BenefitView:
     return BenefitView(b.code, b.name, b.name_zh, b.quota, b.granted)
 
 
-class Platform:
-    """The platform's operations on one database; thread-safe (one session per call)."""
+class Platform(SurveyService):
+    """The platform's operations on one database; thread-safe (one session per call).
+
+    Bookings and benefits here, the consumer survey in `SurveyService` (``survey_*`` methods).
+    """
 
     def __init__(self, engine: Engine, settings: Settings | None = None) -> None:
         self.engine = engine
         self.settings = Settings() if settings is None else settings
+        self._designs: dict[int, StoredDesign] = {}
+        self._design_lock = threading.Lock()
+        self._domain_projects = None
 
     # ------------------------------------------------------------------ reading
     def now(self) -> datetime:

@@ -56,3 +56,11 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     contact_salt: str = "c2m"
     default_lang: str = Field(default="zh", pattern=r"^(zh|en)$")
+    survey_method: str = Field(default="balanced_overlap", description="c2m.survey design method")
+    survey_versions: int = Field(default=20, ge=1, le=1000, description="design versions, assigned round-robin")
+    survey_tasks: int = Field(default=12, ge=2, le=40, description="choice tasks per respondent, holdouts included")
+    survey_alts: int = Field(default=3, ge=2, le=6, description="concepts per task (None option not counted)")
+    survey_holdouts: int = Field(default=2, ge=0, le=10, description="fixed holdout tasks, the same in every version")
+    survey_speeder_fraction: float = Field(
+        default=0.4, gt=0, lt=1, description="a speeder's total time is below this fraction of the median"
+    )
