@@ -1,5 +1,6 @@
 """Demand forecast and build plan: Bass diffusion before launch, reconciled weekly sales after it, the plan."""
 
+from ._allocate import allocate, service_level
 from ._backtest import backtest_sales
 from ._bass import BassFit, BassModel, fit_bass
 from ._forecast import forecast_demand
@@ -14,6 +15,7 @@ __all__ = [
     "BassModel",
     "Hierarchy",
     "PlanCosts",
+    "allocate",
     "backtest_sales",
     "build_hierarchy",
     "build_plan",
@@ -23,6 +25,7 @@ __all__ = [
     "plan_cost",
     "ramp_capacity",
     "reconcile",
+    "service_level",
     "simulate_preorders",
     "weekly_panel",
 ]

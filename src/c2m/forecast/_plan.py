@@ -23,6 +23,7 @@ the cumulative demand and no car would have to wait more than ``b / h`` weeks in
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,68 +78,127 @@ def build_plan(
     safety_cost: float = 2.0,
     fairness: float = 0.1,
     time_limit: float = 60.0,
+    items: Sequence[str] = ("variant",),
+    pack_column: str | None = None,
+    pack_supply: Mapping[str, float | Sequence[float]] | None = None,
+    changeover_cost: float = 0.0,
 ) -> pl.DataFrame:
-    """Optimal weekly build plan per variant (``build_plan.csv`` schema, plus ``inventory``).
+    """Optimal weekly build plan per item (``build_plan.csv`` schema, plus ``inventory``).
 
-    ``forecast`` needs ``week``, ``variant`` and ``demand`` (summed over cities); ``week_start``
-    is carried over when present. ``capacity`` is the plant's weekly capacity shared by all
-    variants (linear ramp over ``ramp_weeks``). ``backlog`` is unmet cumulative demand at the
-    end of the week, ``inventory`` built cars not yet delivered.
+    ``forecast`` needs ``week``, the ``items`` columns (default ``variant``; e.g. ``variant,
+    colour, battery`` for a plan by configuration) and ``demand`` (summed over cities);
+    ``week_start`` is carried over when present. ``capacity`` is the plant's weekly capacity
+    shared by all items (linear ramp over ``ramp_weeks``). ``backlog`` is unmet cumulative
+    demand at the end of the week, ``inventory`` built cars not yet delivered.
+
+    Battery packs: with ``pack_column`` (one of ``items``) and ``pack_supply`` (packs
+    delivered per week for each pack type: one number, or one per week), the cars built with
+    a pack type never use more packs than delivered so far (unused packs are kept).
+    ``changeover_cost``: cost of each week in which an item is built at all (a line
+    set-up), so the plan batches small items instead of building a few every week.
     """
-    missing = [c for c in ("week", "variant", "demand") if c not in forecast.columns]
+    items = list(items)
+    missing = [c for c in ("week", *items, "demand") if c not in forecast.columns]
     if missing:
         raise C2MError(f"build_plan: forecast is missing column(s) {missing}; found {forecast.columns}")
     if capacity_per_week < 0 or ramp_weeks < 0 or safety_stock_weeks < 0:
         raise C2MError("build_plan: capacity_per_week, ramp_weeks and safety_stock_weeks must be >= 0")
+    if not items:
+        raise C2MError("build_plan: items must name at least one column, e.g. ('variant',)")
+    if changeover_cost < 0:
+        raise C2MError(f"build_plan: changeover_cost must be >= 0, got {changeover_cost}")
     if not (backlog_cost > safety_cost >= 0 and backlog_cost > holding_cost >= 0):
         raise C2MError(
             "build_plan: need backlog_cost > safety_cost >= 0 and backlog_cost > holding_cost >= 0"
         )
     agg = (
-        forecast.with_columns(pl.col("week").cast(pl.Int64), pl.col("variant").cast(pl.String))
-        .group_by(["variant", "week"])
+        forecast.with_columns(pl.col("week").cast(pl.Int64), *(pl.col(k).cast(pl.String) for k in items))
+        .group_by([*items, "week"])
         .agg(pl.col("demand").cast(pl.Float64).sum())
-        .sort(["variant", "week"])
+        .sort([*items, "week"])
     )
     if agg["demand"].null_count() or (agg["demand"] < 0).any():
         raise C2MError("build_plan: demand must be non-negative numbers")
-    variants = agg["variant"].unique(maintain_order=True).to_list()
+    item_table = agg.select(items).unique(maintain_order=True)
     weeks = np.arange(int(agg["week"].min()), int(agg["week"].max()) + 1)  # type: ignore[arg-type]
-    V, H = len(variants), len(weeks)
+    V, H = item_table.height, len(weeks)
     d = np.zeros((V, H))
-    vi = {v: i for i, v in enumerate(variants)}
-    for v, w, x in agg.iter_rows():
-        d[vi[v], w - weeks[0]] = x
+    index = {row: i for i, row in enumerate(item_table.iter_rows())}
+    for *key, w, x in agg.iter_rows():
+        d[index[tuple(key)], w - weeks[0]] = x
     cap = ramp_capacity(capacity_per_week, ramp_weeks, H)
     if fairness < 0:
         raise C2MError(f"build_plan: fairness must be >= 0, got {fairness}")
     costs = PlanCosts(backlog_cost, holding_cost, safety_cost, fairness)
-    x, status = _solve(d, cap, safety_stock_weeks, costs, time_limit)
+    packs = _pack_constraints(item_table, pack_column, pack_supply, H)
+    x, status = _solve(d, cap, safety_stock_weeks, costs, time_limit, packs, changeover_cost)
     if x is None:
         raise C2MError(f"build_plan: the solver failed ({status})")
     cum_x = x.cumsum(axis=1)
     cum_d = d.cumsum(axis=1)
     net = cum_x - cum_d
     week_start = _week_starts(forecast, weeks)
-    return pl.DataFrame(
-        {
-            "week": np.tile(weeks, V).astype(np.int64),
-            "week_start": week_start * V,
-            "variant": np.repeat(np.array(variants, dtype=object), H),
-            "build": x.ravel().astype(np.int64),
-            "demand": d.ravel(),
-            "cumulative_build": cum_x.ravel().astype(np.int64),
-            "cumulative_demand": cum_d.ravel(),
-            "backlog": np.maximum(-net, 0.0).ravel(),
-            "capacity": np.tile(cap, V).astype(np.int64),
-            "inventory": np.maximum(net, 0.0).ravel(),
-        },
-        schema_overrides={"week_start": pl.Date, "variant": pl.String},
-    ).sort(["week", "variant"])
+    repeated = item_table[np.repeat(np.arange(V), H)]
+    return (
+        pl.DataFrame(
+            {
+                "week": np.tile(weeks, V).astype(np.int64),
+                "week_start": week_start * V,
+            },
+            schema_overrides={"week_start": pl.Date},
+        )
+        .hstack(repeated)
+        .with_columns(
+            build=pl.Series(x.ravel().astype(np.int64)),
+            demand=pl.Series(d.ravel()),
+            cumulative_build=pl.Series(cum_x.ravel().astype(np.int64)),
+            cumulative_demand=pl.Series(cum_d.ravel()),
+            backlog=pl.Series(np.maximum(-net, 0.0).ravel()),
+            capacity=pl.Series(np.tile(cap, V).astype(np.int64)),
+            inventory=pl.Series(np.maximum(net, 0.0).ravel()),
+        )
+        .sort(["week", *items])
+    )
+
+
+def _pack_constraints(
+    item_table: pl.DataFrame,
+    pack_column: str | None,
+    pack_supply: Mapping[str, float | Sequence[float]] | None,
+    n_weeks: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Item-to-pack membership ``(P, V)`` and cumulative pack deliveries ``(P, H)``, or None."""
+    if pack_column is None and pack_supply is None:
+        return None
+    if pack_column is None or pack_supply is None:
+        raise C2MError("build_plan: pack_column and pack_supply go together")
+    if pack_column not in item_table.columns:
+        raise C2MError(f"build_plan: pack_column {pack_column!r} must be one of the items {item_table.columns}")
+    used = item_table[pack_column].unique(maintain_order=True).to_list()
+    unknown = [p for p in used if p not in pack_supply]
+    if unknown:
+        raise C2MError(f"build_plan: pack_supply has no supply for pack type(s) {unknown}; it has {list(pack_supply)}")
+    membership = np.zeros((len(used), item_table.height))
+    supply = np.zeros((len(used), n_weeks))
+    for j, pack in enumerate(used):
+        membership[j] = (item_table[pack_column] == pack).to_numpy()
+        weekly = np.broadcast_to(np.asarray(pack_supply[pack], dtype=float), (n_weeks,)) if np.ndim(
+            pack_supply[pack]
+        ) == 0 else np.asarray(pack_supply[pack], dtype=float)
+        if weekly.shape != (n_weeks,) or not np.all(np.isfinite(weekly)) or np.any(weekly < 0):
+            raise C2MError(
+                f"build_plan: pack_supply[{pack!r}] must be one number >= 0 or {n_weeks} of them (one per week)"
+            )
+        supply[j] = np.cumsum(weekly)
+    return membership, supply
 
 
 def plan_cost(
-    builds: np.ndarray, demand: np.ndarray, safety_stock_weeks: float = 1.0, costs: PlanCosts | None = None
+    builds: np.ndarray,
+    demand: np.ndarray,
+    safety_stock_weeks: float = 1.0,
+    costs: PlanCosts | None = None,
+    changeover_cost: float = 0.0,
 ) -> float:
     """Objective value of integer ``builds`` ``(V, H)`` against ``demand`` ``(V, H)``."""
     costs = costs or PlanCosts()
@@ -146,7 +206,8 @@ def plan_cost(
     net = np.cumsum(builds, axis=1) - cum_d
     inv, back = np.maximum(net, 0.0), np.maximum(-net, 0.0)
     short = np.maximum(_safety_targets(demand, safety_stock_weeks) - inv, 0.0)
-    return float(costs.backlog_cost(back, cum_d) + costs.holding * inv.sum() + costs.safety * short.sum())
+    setups = changeover_cost * float(np.count_nonzero(builds))
+    return float(costs.backlog_cost(back, cum_d) + costs.holding * inv.sum() + costs.safety * short.sum() + setups)
 
 
 def _safety_targets(d: np.ndarray, weeks: float) -> np.ndarray:
@@ -155,46 +216,66 @@ def _safety_targets(d: np.ndarray, weeks: float) -> np.ndarray:
 
 
 def _solve(
-    d: np.ndarray, cap: np.ndarray, ss_weeks: float, costs: PlanCosts, time_limit: float
+    d: np.ndarray,
+    cap: np.ndarray,
+    ss_weeks: float,
+    costs: PlanCosts,
+    time_limit: float,
+    packs: tuple[np.ndarray, np.ndarray] | None = None,
+    changeover_cost: float = 0.0,
 ) -> tuple[np.ndarray | None, str]:
     V, H = d.shape
     T = costs.tiers
-    n = V * H  # blocks: x, I, B_0 .. B_{T-1}, U
+    n = V * H  # blocks: x, I, B_0 .. B_{T-1}, U, then y (set-ups) with a changeover cost
+    setups = changeover_cost > 0
+    n_vars = (T + 3 + setups) * n
     eye_v = identity(V, format="csr")
     lower_tri = tril(np.ones((H, H)), format="csr")
-    cum = kron(eye_v, lower_tri, format="csr")  # cumulative sum of x per variant
+    cum = kron(eye_v, lower_tri, format="csr")  # cumulative sum of x per item
     I_n = identity(n, format="csr")
     Z = csr_array((n, n))
+    tail = [Z] if setups else []
     # I - sum_k B_k - cum(x) = -D
-    A_bal = hstack([-cum, I_n, *([-I_n] * T), Z], format="csr")
+    A_bal = hstack([-cum, I_n, *([-I_n] * T), Z, *tail], format="csr")
     D = d.cumsum(axis=1).ravel()
     # sum_v x[v, w] <= cap[w]
-    A_cap = hstack(
-        [kron(np.ones((1, V)), identity(H), format="csr"), csr_array((H, (T + 2) * n))], format="csr"
-    )
+    A_cap = hstack([kron(np.ones((1, V)), identity(H), format="csr"), csr_array((H, n_vars - n))], format="csr")
     # I + U >= ss
-    A_ss = hstack([Z, I_n, *([Z] * T), I_n], format="csr")
+    A_ss = hstack([Z, I_n, *([Z] * T), I_n, *tail], format="csr")
     ss = _safety_targets(d, ss_weeks).ravel()
-    A = vstack([A_bal, A_cap, A_ss], format="csr")
-    lb = np.concatenate([-D, np.full(H, -np.inf), ss])
-    ub = np.concatenate([-D, cap.astype(float), np.full(n, np.inf)])
+    blocks = [A_bal, A_cap, A_ss]
+    lb = [-D, np.full(H, -np.inf), ss]
+    ub = [-D, cap.astype(float), np.full(n, np.inf)]
+    if packs is not None:  # cumulative builds with each pack <= cumulative pack deliveries
+        membership, supply = packs
+        A_pack = kron(csr_array(membership), lower_tri, format="csr")
+        blocks.append(hstack([A_pack, csr_array((A_pack.shape[0], n_vars - n))], format="csr"))
+        lb.append(np.full(A_pack.shape[0], -np.inf))
+        ub.append(supply.ravel())
+    if setups:  # x[v, w] <= cap[w] y[v, w]
+        link = csr_array(np.diag(np.tile(cap.astype(float), V)))
+        blocks.append(hstack([I_n, csr_array((n, (T + 2) * n)), -link], format="csr"))
+        lb.append(np.full(n, -np.inf))
+        ub.append(np.zeros(n))
+    A = vstack(blocks, format="csr")
     c = np.concatenate(
         [np.zeros(n), np.full(n, costs.holding)]
         + [np.full(n, ck) for ck in costs.tier_costs()]
         + [np.full(n, costs.safety)]
+        + ([np.full(n, changeover_cost)] if setups else [])
     )
     tier_ub = [np.full(n, np.inf) if k == T - 1 else D / T for k in range(T)]
     x_ub = np.tile(cap.astype(float), V)
-    upper = np.concatenate([x_ub, np.full(n, np.inf), *tier_ub, np.full(n, np.inf)])
-    bounds = Bounds(np.zeros((T + 3) * n), upper)
-    integrality = np.concatenate([np.ones(n), np.zeros((T + 2) * n)])
+    upper = np.concatenate([x_ub, np.full(n, np.inf), *tier_ub, np.full(n, np.inf), *([np.ones(n)] if setups else [])])
+    bounds = Bounds(np.zeros(n_vars), upper)
+    integrality = np.concatenate([np.ones(n), np.zeros((T + 2) * n), np.ones(n) if setups else np.zeros(0)])
     with quiet_stdout():
         res = milp(
             c,
-            constraints=LinearConstraint(A, lb, ub),
+            constraints=LinearConstraint(A, np.concatenate(lb), np.concatenate(ub)),
             integrality=integrality,
             bounds=bounds,
-            options={"time_limit": time_limit, "mip_rel_gap": 1e-9},
+            options={"time_limit": time_limit, "mip_rel_gap": 1e-9 if not setups else 1e-6},
         )
     if res.x is None:
         return None, str(res.message)

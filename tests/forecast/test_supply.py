@@ -1,0 +1,194 @@
+"""Build plans by configuration with battery-pack supply and changeovers; delivery allocation and service level."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import polars as pl
+import pytest
+
+from c2m.errors import C2MError
+from c2m.forecast import PlanCosts, allocate, build_plan, plan_cost, ramp_capacity, service_level
+
+
+def _config_forecast(demand: dict[tuple[str, str, str], list[float]]) -> pl.DataFrame:
+    rows = [
+        (week + 1, variant, colour, battery, value)
+        for (variant, colour, battery), values in demand.items()
+        for week, value in enumerate(values)
+    ]
+    return pl.DataFrame(rows, schema=["week", "variant", "colour", "battery", "demand"], orient="row")
+
+
+ITEMS = ("variant", "colour", "battery")
+DEMAND = {
+    ("Standard", "white", "42kWh"): [40, 40, 40, 40, 40, 40],
+    ("Standard", "blue", "42kWh"): [10, 10, 10, 10, 10, 10],
+    ("Long", "white", "56kWh"): [30, 30, 30, 30, 30, 30],
+    ("Long", "grey", "56kWh"): [5, 0, 5, 0, 5, 0],
+}
+
+
+def test_plan_by_configuration_never_uses_more_packs_than_delivered() -> None:
+    forecast = _config_forecast(DEMAND)
+    supply = {"42kWh": 35.0, "56kWh": [0, 60, 0, 60, 0, 60]}
+    plan = build_plan(forecast, capacity_per_week=200, ramp_weeks=0, safety_stock_weeks=0.0,
+                      items=ITEMS, pack_column="battery", pack_supply=supply)
+    assert set(plan.columns) >= {*ITEMS, "build", "backlog", "inventory"}
+    weekly = plan.group_by("week", "battery").agg(pl.col("build").sum()).sort("battery", "week")
+    for pack, delivered in (("42kWh", np.full(6, 35.0)), ("56kWh", np.array([0, 60, 0, 60, 0, 60.0]))):
+        used = weekly.filter(pl.col("battery") == pack)["build"].to_numpy()
+        assert np.all(np.cumsum(used) <= np.cumsum(delivered) + 1e-9), pack  # checked without the solver
+    # the 42 kWh cars are short of packs (50 a week wanted, 35 delivered): all packs are used
+    assert weekly.filter(pl.col("battery") == "42kWh")["build"].sum() == 6 * 35
+    assert plan.filter(pl.col("week") == 6, pl.col("battery") == "42kWh")["backlog"].sum() == pytest.approx(90)
+    # the capacity is never exceeded
+    assert plan.group_by("week").agg(pl.col("build").sum())["build"].max() <= 200
+
+
+def test_changeover_cost_batches_small_items_and_is_optimal_by_brute_force() -> None:
+    d = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 1.0, 1.0]])
+    forecast = pl.DataFrame(
+        [(w + 1, f"V{v}", d[v, w]) for v in range(2) for w in range(4)], schema=["week", "variant", "demand"],
+        orient="row",
+    )
+    kwargs = {"capacity_per_week": 4, "ramp_weeks": 0, "safety_stock_weeks": 0.0}
+    plain = build_plan(forecast, **kwargs)
+    batched = build_plan(forecast, changeover_cost=8.0, **kwargs)
+    set_ups = lambda plan: int((plan["build"] > 0).sum())  # noqa: E731
+    assert set_ups(batched) < set_ups(plain)
+    x = np.zeros((2, 4))
+    for row in batched.iter_rows(named=True):
+        x[int(row["variant"][1:]), row["week"] - 1] = row["build"]
+    got = plan_cost(x, d, 0.0, PlanCosts(), changeover_cost=8.0)
+    cap = ramp_capacity(4, 0, 4)
+    best = np.inf
+    for combo in itertools.product(*[[(a, b) for a in range(c + 1) for b in range(c + 1 - a)] for c in cap]):
+        best = min(best, plan_cost(np.array(combo, dtype=float).T, d, 0.0, PlanCosts(), changeover_cost=8.0))
+    assert got == pytest.approx(best, rel=1e-6)
+
+
+def test_bad_pack_supply_is_named() -> None:
+    forecast = _config_forecast(DEMAND)
+    with pytest.raises(C2MError, match="no supply for pack type"):
+        build_plan(forecast, items=ITEMS, pack_column="battery", pack_supply={"42kWh": 10})
+    with pytest.raises(C2MError, match="one per week"):
+        build_plan(forecast, items=ITEMS, pack_column="battery", pack_supply={"42kWh": [1, 2], "56kWh": 5})
+    with pytest.raises(C2MError, match="go together"):
+        build_plan(forecast, items=ITEMS, pack_supply={"42kWh": 10})
+    with pytest.raises(C2MError, match="missing column"):
+        build_plan(forecast, items=("variant", "trim"))
+
+
+def _city_demand() -> pl.DataFrame:
+    rng = np.random.default_rng(3)
+    rows = [
+        (w + 1, variant, city, float(rng.integers(0, 9)))
+        for variant in ("A", "B")
+        for city in ("Shanghai", "Beijing", "Haikou")
+        for w in range(10)
+    ]
+    return pl.DataFrame(rows, schema=["week", "variant", "city", "demand"], orient="row")
+
+
+def test_allocation_ships_only_what_was_built_and_ordered_oldest_orders_first() -> None:
+    demand = _city_demand()
+    totals = demand.group_by("week", "variant").agg(pl.col("demand").sum())
+    plan = build_plan(totals, capacity_per_week=14, ramp_weeks=3, safety_stock_weeks=0.0)
+    costs = {"Shanghai": 100.0, "Beijing": 300.0, "Haikou": 900.0}
+    alloc = allocate(plan, demand, transport_cost=costs)
+    # independent checks: never more shipped than built (cumulatively, per variant), nor than ordered
+    built = plan.sort("week").with_columns(cum=pl.col("build").cum_sum().over("variant"))
+    shipped = alloc.group_by("week", "variant").agg(pl.col("shipped").sum()).sort("week").with_columns(
+        cum=pl.col("shipped").cum_sum().over("variant")
+    )
+    joined = shipped.join(built, on=["week", "variant"])
+    assert (joined["cum"] <= joined["cum_right"] + 1e-9).all()
+    assert (alloc["cumulative_shipped"] <= alloc["cumulative_demand"] + 1e-9).all()
+    assert (alloc["shipped"] == alloc["shipped"].round()).all()
+    # no car waits at the plant while an order for it is open
+    stock = joined.with_columns(stock=pl.col("cum_right") - pl.col("cum"))
+    open_orders = alloc.group_by("week", "variant").agg(pl.col("open_orders").sum())
+    both = stock.join(open_orders, on=["week", "variant"])
+    assert ((both["stock"] < 1e-9) | (both["open_orders"] < 1e-9)).all()
+    # first come, first served: an order is never delivered while an older one of the same variant waits
+    for variant in ("A", "B"):
+        rows = alloc.filter(pl.col("variant") == variant)
+        for week in range(1, 11):
+            this = rows.filter(pl.col("week") == week)
+            if this["shipped"].sum() == 0:
+                continue
+            # orders placed before `week - k` still open at `week` must be older than anything served
+            oldest_open = _oldest_open_order_week(rows, week)
+            newest_served = _newest_served_order_week(rows, week)
+            assert oldest_open is None or newest_served is None or newest_served <= oldest_open
+
+
+def _cohorts(rows: pl.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {
+        city: (g.sort("week")["cumulative_demand"].to_numpy(), g.sort("week")["cumulative_shipped"].to_numpy())
+        for (city,), g in rows.group_by("city")
+    }
+
+
+def _oldest_open_order_week(rows: pl.DataFrame, week: int) -> int | None:
+    found = []
+    for cum_d, cum_s in _cohorts(rows).values():
+        open_at = cum_s[week - 1]
+        waiting = np.flatnonzero(cum_d > open_at + 1e-9)
+        if waiting.size and waiting[0] < week:
+            found.append(int(waiting[0]) + 1)
+    return min(found) if found else None
+
+
+def _newest_served_order_week(rows: pl.DataFrame, week: int) -> int | None:
+    found = []
+    for cum_d, cum_s in _cohorts(rows).values():
+        before = cum_s[week - 2] if week >= 2 else 0.0
+        if cum_s[week - 1] > before + 1e-9:
+            found.append(int(np.flatnonzero(cum_d >= cum_s[week - 1] - 1e-9)[0]) + 1)
+    return max(found) if found else None
+
+
+def test_service_level_counts_orders_delivered_in_time() -> None:
+    plan = pl.DataFrame({"week": [1, 2, 3, 4], "variant": ["A"] * 4, "build": [0, 10, 0, 10]})
+    demand = pl.DataFrame({"week": [1, 2, 3, 4], "variant": ["A"] * 4, "city": ["X"] * 4, "demand": [10.0, 0, 10, 0]})
+    alloc = allocate(plan, demand)
+    assert alloc["shipped"].to_list() == [0, 10, 0, 10]
+    # week-1 orders arrive in week 2 (1 week late), week-3 orders in week 4
+    assert service_level(alloc, within_weeks=0)["on_time"].item() == 0.0
+    assert service_level(alloc, within_weeks=1)["on_time"].item() == 1.0
+    by_city = service_level(alloc, within_weeks=1, by=["city"])
+    assert by_city["city"].to_list() == ["X"] and by_city["orders"].item() == 20
+
+
+def test_allocation_errors_are_named() -> None:
+    plan = pl.DataFrame({"week": [1], "variant": ["A"], "build": [3]})
+    with pytest.raises(C2MError, match="never builds"):
+        allocate(plan, pl.DataFrame({"week": [1], "variant": ["Z"], "city": ["X"], "demand": [1.0]}))
+    with pytest.raises(C2MError, match="no cost for city"):
+        allocate(plan, pl.DataFrame({"week": [1], "variant": ["A"], "city": ["X"], "demand": [1.0]}),
+                 transport_cost={"Y": 1.0})
+    with pytest.raises(C2MError, match="missing column"):
+        allocate(plan.drop("build"), pl.DataFrame({"week": [1], "variant": ["A"], "city": ["X"], "demand": [1.0]}))
+
+
+def test_plan_command_with_packs_and_allocation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import run_c2m
+
+    demand = _city_demand().with_columns(battery=pl.when(pl.col("variant") == "A").then(pl.lit("42kWh"))
+                                         .otherwise(pl.lit("56kWh")))
+    demand.write_csv(tmp_path / "forecast.csv")
+    result = run_c2m("plan", "--forecast", "forecast.csv", "--items", "variant,battery", "--capacity", "20",
+                     "--ramp-weeks", "0", "--pack-supply", "42kWh=8,56kWh=100", "--allocate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    plan = pl.read_csv(tmp_path / "build_plan.csv")
+    assert plan.filter(pl.col("battery") == "42kWh")["build"].max() <= 8 * 10
+    assert np.all(np.cumsum(plan.filter(pl.col("battery") == "42kWh").sort("week")["build"].to_numpy())
+                  <= 8 * np.arange(1, 11))
+    allocation = pl.read_csv(tmp_path / "allocation.csv")
+    assert allocation["shipped"].sum() <= plan["build"].sum()
+    assert "delivered within 4 week(s)" in result.stdout
+    bad = run_c2m("plan", "--forecast", "forecast.csv", "--pack-supply", "42kWh=lots", cwd=tmp_path)
+    assert bad.returncode == 2 and "--pack-supply" in bad.stderr
