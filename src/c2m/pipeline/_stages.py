@@ -176,6 +176,37 @@ def simulator(project: Project, model: dict[str, Any], seed: int = 0) -> MarketS
     return MarketSimulator(project, coef, vcov=vcov, seed=seed)
 
 
+def simulator_for_model(project: Project, model: Any, seed: int = 0, **options: Any) -> MarketSimulator:
+    """The market simulator of any fitted c2m.choice model on the project's coded features.
+
+    A multinomial logit gives one coefficient vector (with its covariance, for intervals);
+    latent class, hierarchical Bayes and mixed logit models give the population's
+    coefficient vectors and weights (see :func:`population_betas`), so shares follow the
+    heterogeneity the model found (no parameter-uncertainty intervals for those yet).
+    ``options`` go to :class:`MarketSimulator` (``rule``, ``scale``, ...).
+    """
+    from ._population import population_betas
+
+    if isinstance(model, MultinomialLogit):
+        coef, vcov = coefficients_for(project, model.to_dict())
+        return MarketSimulator(project, coef, vcov=vcov, seed=seed, **options)
+    names = FeatureCoder.from_project(project).feature_names
+    features = list(getattr(model, "feature_names_", []))
+    if sorted(features) != sorted(names):
+        raise C2MError(
+            f"model features {features} do not match the project's {names}; "
+            "estimate the model on the project's survey responses"
+        )
+    population = population_betas(model, seed=seed)
+    assert population is not None
+    betas, weights = population
+    order = [features.index(n) for n in names]
+    individual = betas[:, order]
+    return MarketSimulator(
+        project, weights @ individual, individual=individual, weights=weights, seed=seed, **options
+    )
+
+
 def optimize(
     project: Project, sim: MarketSimulator, n_variants: int, objective: str, seed: int = 0
 ) -> LineSolution:
