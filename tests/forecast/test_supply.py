@@ -9,7 +9,18 @@ import polars as pl
 import pytest
 
 from c2m.errors import C2MError
-from c2m.forecast import PlanCosts, allocate, build_plan, plan_cost, ramp_capacity, service_level
+from c2m.forecast import (
+    PlanCosts,
+    Scenario,
+    allocate,
+    build_plan,
+    drop_level,
+    plan_cost,
+    ramp_capacity,
+    service_level,
+    standard_scenarios,
+    what_if,
+)
 
 
 def _config_forecast(demand: dict[tuple[str, str, str], list[float]]) -> pl.DataFrame:
@@ -181,7 +192,8 @@ def test_plan_command_with_packs_and_allocation(tmp_path) -> None:  # type: igno
                                          .otherwise(pl.lit("56kWh")))
     demand.write_csv(tmp_path / "forecast.csv")
     result = run_c2m("plan", "--forecast", "forecast.csv", "--items", "variant,battery", "--capacity", "20",
-                     "--ramp-weeks", "0", "--pack-supply", "42kWh=8,56kWh=100", "--allocate", cwd=tmp_path)
+                     "--ramp-weeks", "0", "--pack-supply", "42kWh=8,56kWh=100", "--allocate", "--what-if",
+                     cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     plan = pl.read_csv(tmp_path / "build_plan.csv")
     assert plan.filter(pl.col("battery") == "42kWh")["build"].max() <= 8 * 10
@@ -190,5 +202,65 @@ def test_plan_command_with_packs_and_allocation(tmp_path) -> None:  # type: igno
     allocation = pl.read_csv(tmp_path / "allocation.csv")
     assert allocation["shipped"].sum() <= plan["build"].sum()
     assert "delivered within 4 week(s)" in result.stdout
+    scenarios = pl.read_csv(tmp_path / "what_if.csv")
+    assert scenarios["scenario"].to_list() == ["base", "capacity +20%", "56kWh packs -50%"]
+    assert scenarios["built"][0] == plan["build"].sum()
     bad = run_c2m("plan", "--forecast", "forecast.csv", "--pack-supply", "42kWh=lots", cwd=tmp_path)
     assert bad.returncode == 2 and "--pack-supply" in bad.stderr
+
+
+def _colour_forecast() -> pl.DataFrame:
+    rng = np.random.default_rng(5)
+    rows = [
+        (w + 1, variant, colour, battery, city, float(rng.integers(0, 6)) * weight)
+        for variant, battery in (("Standard", "42kWh"), ("Long", "56kWh"))
+        for colour, weight in (("white", 3.0), ("blue", 1.0), ("grey", 0.3))
+        for city in ("Shanghai", "Haikou")
+        for w in range(8)
+    ]
+    return pl.DataFrame(rows, schema=["week", *ITEMS, "city", "demand"], orient="row")
+
+
+def test_dropping_a_colour_moves_its_buyers_and_keeps_the_total() -> None:
+    forecast = _colour_forecast()
+    dropped = drop_level(forecast, "colour", "grey", ITEMS)
+    assert "grey" not in dropped["colour"].to_list()
+    cell = ["week", "variant", "battery", "city"]
+    before = forecast.group_by(cell).agg(pl.col("demand").sum()).sort(cell)
+    after = dropped.group_by(cell).agg(pl.col("demand").sum()).sort(cell)
+    np.testing.assert_allclose(after["demand"], before["demand"])
+    # the others gain in proportion to their own demand: white/blue ratios are unchanged
+    def wide(table: pl.DataFrame) -> pl.DataFrame:
+        return table.filter(pl.col("colour") != "grey").pivot("colour", index=cell, values="demand").sort(cell)
+    old, new = wide(forecast), wide(dropped)
+    sold = (old["white"] + old["blue"] > 0).to_numpy()
+    cross = (new["white"] * old["blue"]).to_numpy(), (new["blue"] * old["white"]).to_numpy()
+    np.testing.assert_allclose(cross[0][sold], cross[1][sold])
+    assert (new["white"] == new["blue"]).to_numpy()[~sold].all()  # nothing sold there: an even split
+    with pytest.raises(C2MError, match="no level 'pink'"):
+        drop_level(forecast, "colour", "pink", ITEMS)
+
+
+def test_what_if_scenarios_agree_with_planning_them_directly() -> None:
+    forecast = _colour_forecast()
+    supply = {"42kWh": 30.0, "56kWh": 30.0}
+    options = {"ramp_weeks": 0, "safety_stock_weeks": 0.0}
+    scenarios = standard_scenarios(forecast, ITEMS, pack_column="battery")
+    assert [s.name for s in scenarios][:2] == ["base", "capacity +20%"] and len(scenarios) == 4
+    result = what_if(forecast, scenarios, items=ITEMS, capacity_per_week=40, pack_column="battery",
+                     pack_supply=supply, **options)
+    assert result["scenario"].to_list() == [s.name for s in scenarios]
+    base = result.row(0, named=True)
+    more = result.row(1, named=True)
+    assert more["built"] >= base["built"] and more["on_time"] >= base["on_time"]
+    assert more["backlog_end"] <= base["backlog_end"] + 1e-9
+    # the shortage scenario is the plan with half the packs, planned directly
+    shortage = scenarios[3]
+    pack = next(iter(shortage.pack_factor))
+    direct = build_plan(forecast, capacity_per_week=40, items=ITEMS, pack_column="battery",
+                        pack_supply={**supply, pack: supply[pack] / 2}, **options)
+    assert result.row(3, named=True)["built"] == direct["build"].sum() <= base["built"]
+    # dropping a colour keeps the demand
+    assert result.row(2, named=True)["demand"] == pytest.approx(base["demand"])
+    with pytest.raises(C2MError, match="needs pack_supply"):
+        what_if(forecast, [Scenario("x", pack_factor={"42kWh": 0.5})], items=ITEMS)

@@ -8,6 +8,7 @@ from ._hierarchy import RECONCILIATION_METHODS, Hierarchy, build_hierarchy, reco
 from ._plan import PlanCosts, build_plan, plan_cost, ramp_capacity
 from ._preorders import simulate_preorders
 from ._sales import forecast_sales, weekly_panel
+from ._scenarios import Scenario, drop_level, standard_scenarios, what_if
 
 __all__ = [
     "RECONCILIATION_METHODS",
@@ -15,10 +16,12 @@ __all__ = [
     "BassModel",
     "Hierarchy",
     "PlanCosts",
+    "Scenario",
     "allocate",
     "backtest_sales",
     "build_hierarchy",
     "build_plan",
+    "drop_level",
     "fit_bass",
     "forecast_demand",
     "forecast_sales",
@@ -27,5 +30,7 @@ __all__ = [
     "reconcile",
     "service_level",
     "simulate_preorders",
+    "standard_scenarios",
     "weekly_panel",
+    "what_if",
 ]
