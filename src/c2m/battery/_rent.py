@@ -20,28 +20,48 @@ def rent_vs_buy(project: Project, monthly_km: float = 1500, months: int = 120) -
     """
     if monthly_km < 0 or months < 1:
         raise C2MError(f"rent_vs_buy: need monthly_km >= 0 and months >= 1, got {monthly_km}, {months}")
-    frames = []
-    month = np.arange(1, months + 1)
-    for pack in project.battery_packs:
-        for plan in pack.rent_plans:
-            over = max(0.0, monthly_km - plan.km_cap) if plan.km_cap is not None else 0.0
-            monthly = plan.monthly_fee + over * plan.overage_per_km
-            rent = monthly * month
-            reached = np.nonzero(rent >= pack.cost)[0]
-            be = int(month[reached[0]]) if reached.size else None
-            frames.append(
-                pl.DataFrame(
-                    {
-                        "pack": pack.id,
-                        "plan": plan.name,
-                        "month": month.astype(np.int64),
-                        "monthly_rent": np.full(months, monthly),
-                        "rent_cost": rent.astype(float),
-                        "buy_cost": np.full(months, float(pack.cost)),
-                        "break_even_month": pl.Series([be] * months, dtype=pl.Int64),
-                    }
-                )
-            )
+    frames = [
+        plan_cost_table(pack.id, plan.name, plan.monthly_fee, plan.km_cap, plan.overage_per_km, monthly_km,
+                        float(pack.cost), months)
+        for pack in project.battery_packs
+        for plan in pack.rent_plans
+    ]
     if not frames:
         raise C2MError(f"project {project.name!r}: no battery pack has a rent plan")
     return pl.concat(frames)
+
+
+def plan_cost_table(
+    pack: str,
+    plan: str,
+    monthly_fee: float,
+    km_cap: float | None,
+    overage_per_km: float,
+    monthly_km: float,
+    buy_price: float,
+    months: int,
+) -> pl.DataFrame:
+    """One rent plan against buying: the monthly rent (fee plus overage above the cap) and both
+    cumulative costs month by month, with the first month renting has cost at least the price."""
+    bad_cap = km_cap is not None and km_cap <= 0
+    if min(monthly_fee, overage_per_km, monthly_km, buy_price) < 0 or months < 1 or bad_cap:
+        raise C2MError(
+            f"rent plan {plan!r}: fee, overage, km and price must be >= 0, the cap > 0 and months >= 1"
+        )
+    month = np.arange(1, months + 1)
+    over = max(0.0, monthly_km - km_cap) if km_cap is not None else 0.0
+    monthly = monthly_fee + over * overage_per_km
+    rent = monthly * month
+    reached = np.nonzero(rent >= buy_price)[0]
+    break_even = int(month[reached[0]]) if reached.size else None
+    return pl.DataFrame(
+        {
+            "pack": pack,
+            "plan": plan,
+            "month": month.astype(np.int64),
+            "monthly_rent": np.full(months, monthly),
+            "rent_cost": rent.astype(float),
+            "buy_cost": np.full(months, float(buy_price)),
+            "break_even_month": pl.Series([break_even] * months, dtype=pl.Int64),
+        }
+    )
