@@ -3,7 +3,7 @@
 An engine reads a market's ``persons`` and ``events`` tables and returns small
 aggregated Polars frames; everything statistical (shares, shrinkage, priors)
 happens on those aggregates in :mod:`c2m.signals._interest`, so every engine
-gives the same results. DuckDB runs on one machine (out of core); a Spark
+gives the same results. DuckDB runs on one machine (out of core); the Spark
 engine (the ``spark`` extra) implements the same methods for clusters.
 """
 
@@ -32,6 +32,15 @@ PERSON_COLUMNS = (
     "app_user",
 )
 ENGINES = ("duckdb", "polars", "spark")
+ACTIVITY_COLUMNS = (
+    "persons",
+    "home_charging",
+    "owns_car",
+    "app_user",
+    "daily_km",
+    *(f"n_{k}" for k in EVENT_TYPES),
+    "buyers",
+)
 
 
 class Engine(ABC):
@@ -116,17 +125,10 @@ def make_engine(market_dir: str | Path, engine: str | Engine, **options: object)
 
         return DuckDBEngine(market_dir, **options)  # type: ignore[arg-type]
     if engine == "spark":
-        try:
-            import pyspark  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
-        except ImportError:
-            raise C2MError(
-                "signals: engine 'spark' needs pyspark, which is not installed; "
-                "install the spark extra (pip install 'c2m[spark]') or use engine='duckdb'"
-            ) from None
-        raise C2MError(
-            "signals: the Spark engine is not part of this version yet; use engine='duckdb' "
-            "(same results on one machine) or pass an Engine instance"
-        )
+        from ._spark import SparkEngine, _require_pyspark
+
+        _require_pyspark()
+        return SparkEngine(market_dir, **options)  # type: ignore[arg-type]
     if engine == "polars":
         from ._polars import PolarsEngine
 

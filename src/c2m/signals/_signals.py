@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -12,8 +13,9 @@ import polars as pl
 from c2m.domain import Project
 from c2m.errors import C2MError
 
-from ._engine import Engine, check_event_weights, make_engine
+from ._engine import ACTIVITY_COLUMNS, Engine, check_event_weights, make_engine
 from ._interest import categorical_attributes, interest_from_counts
+from ._validate import EventCheck, event_rules, validate_events
 
 if TYPE_CHECKING:
     from c2m.data import Market
@@ -36,23 +38,77 @@ class Signals:
     """Behaviour signals of a market directory (docs/schemas.md "Synthetic market").
 
     ``engine`` is ``"duckdb"`` (SQL over the Parquet files, out of core),
-    ``"polars"`` (lazy Polars scans), ``"spark"`` (the ``spark`` extra) or an
-    :class:`Engine` instance. Nothing is read until a query runs; queries return
-    small aggregated Polars frames.
+    ``"polars"`` (lazy Polars scans), ``"spark"`` (the ``spark`` extra;
+    options ``session``, ``master``, ``config``) or an :class:`Engine`
+    instance; other ``options`` go to the engine. Nothing is read until a query
+    runs; queries return small aggregated Polars frames.
+
+    Before the first query the events are validated (:meth:`check_events`):
+    rows with a missing ``person_id``/``ts``/``city``/``event_type``, a ``ts``
+    after ``now`` (default: the current UTC time), a city not among the
+    ``project``'s cities (or the persons' when no project is given) or an
+    unknown event type raise a :class:`C2MError` with the count per reason,
+    unless ``quarantine`` names a Parquet file to write them to, in which case
+    the queries run on the good rows. ``validate=False`` skips the check.
     """
 
-    def __init__(self, market_dir: str | Path, engine: str | Engine = "duckdb", **options: object):
+    def __init__(
+        self,
+        market_dir: str | Path,
+        engine: str | Engine = "duckdb",
+        *,
+        project: Project | None = None,
+        validate: bool = True,
+        quarantine: str | Path | None = None,
+        now: dt.datetime | None = None,
+        **options: object,
+    ):
+        if project is not None and not isinstance(project, Project):
+            raise C2MError(f"Signals: project must be a c2m Project, got {type(project).__name__}")
         self.market_dir = Path(market_dir)
         self.engine = make_engine(market_dir, engine, **options)
+        self._setup_checks(project, validate, quarantine, now)
+
+    def _setup_checks(
+        self, project: Project | None, validate: bool, quarantine: str | Path | None, now: dt.datetime | None
+    ) -> None:
+        if quarantine is not None and not validate:
+            raise C2MError("Signals: quarantine needs validate=True")
+        self._project = project
+        self._validate = bool(validate)
+        self._quarantine = quarantine
+        self._now = now
+        self._check: EventCheck | None = None
+        self._where = str(self.market_dir / "events")
+
+    def check_events(self) -> EventCheck:
+        """Validate the events once (see the class docs) and return the counts; later calls reuse the result."""
+        if self._check is None:
+            rules = event_rules(self.engine, project=self._project, now=self._now)
+            self._check = validate_events(self.engine, rules, quarantine=self._quarantine, where=self._where)
+        return self._check
+
+    def _ready(self) -> None:
+        if self._validate:
+            self.check_events()
 
     @classmethod
-    def from_market(cls, market: Market) -> Signals:
-        """Signals of an in-memory :class:`c2m.data.Market` (Polars engine)."""
+    def from_market(
+        cls,
+        market: Market,
+        *,
+        validate: bool = True,
+        quarantine: str | Path | None = None,
+        now: dt.datetime | None = None,
+    ) -> Signals:
+        """Signals of an in-memory :class:`c2m.data.Market` (Polars engine; validated against its project)."""
         from ._polars import PolarsEngine
 
         out = cls.__new__(cls)
         out.market_dir = Path(".")
         out.engine = PolarsEngine(market.persons, market.events, where=f"market {market.project_name!r}")
+        out._setup_checks(market.project, validate, quarantine, now)
+        out._where = f"market {market.project_name!r}: events"
         return out
 
     def __enter__(self) -> Signals:
@@ -99,6 +155,7 @@ class Signals:
         attributes = [a.name for a in categorical_attributes(project)]
         if not attributes:
             raise C2MError(f"interest_by_level: project {project.name!r} has no categorical attributes")
+        self._ready()
         counts = self.engine.level_counts(attributes, cols, weights)
         return interest_from_counts(counts, project, cols, prior_strength)
 
@@ -114,6 +171,13 @@ class Signals:
         and ``buyer_share`` (persons with an order).
         """
         cols = _as_by(by)
+        clash = [c for c in cols if c in ACTIVITY_COLUMNS]
+        if clash:
+            raise C2MError(
+                f"segment_profiles: by column(s) {clash} are profile measures (share_...); "
+                "segment by other person columns, e.g. city, age_band, income_band"
+            )
+        self._ready()
         act = self.engine.person_activity(cols)
         n = pl.col("persons").cast(pl.Float64)
         product = pl.col("n_view") + pl.col("n_search") + pl.col("n_cart") + pl.col("n_order")
