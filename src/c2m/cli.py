@@ -151,18 +151,86 @@ def simulate_responses(
     )
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def estimate(
-    responses: Annotated[Path, typer.Option(help="Long-format responses (.parquet or .csv).")],
+    ctx: typer.Context,
+    responses: Annotated[
+        Path | None, typer.Option(help="Project mode: long-format survey responses (.parquet or .csv).")
+    ] = None,
     project: ProjectOption = None,
     weights: Annotated[
         Path | None, typer.Option(help="respondents.parquet with a `weight` column: estimate with survey weights.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the model here (model.json).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the model as JSON.")] = False,
+    id_col: Annotated[str | None, typer.Option("--id", help="DATA mode: person id column [id].")] = None,
+    task_col: Annotated[str | None, typer.Option("--task", help="Task column within a person [task].")] = None,
+    alt_col: Annotated[str | None, typer.Option("--alt", help="Alternative column [alt].")] = None,
+    chosen_col: Annotated[
+        str | None, typer.Option("--chosen", help="Chosen column: 0/1, true/false or TRUE/FALSE [chosen].")
+    ] = None,
+    variables: Annotated[str | None, typer.Option("--vars", help="Attribute columns, e.g. price,range.")] = None,
+    asc: Annotated[bool, typer.Option("--asc", help="Add alternative-specific constants asc_<alt>.")] = False,
+    random: Annotated[
+        str | None, typer.Option(help="Random coefficients, e.g. range:normal,price:lognormal (mixed logit).")
+    ] = None,
+    correlated: Annotated[bool, typer.Option("--correlated", help="Correlated random coefficients.")] = False,
+    draws: Annotated[int, typer.Option(help="Simulation draws per person (mixed logit).")] = 100,
+    draw_type: Annotated[str, typer.Option(help="halton, sobol, mlhs or random.")] = "halton",
+    panel: Annotated[
+        bool, typer.Option("--panel/--no-panel", help="Same coefficients across a person's tasks.")
+    ] = True,
+    classes: Annotated[int | None, typer.Option(help="Latent class logit with K classes.")] = None,
+    hb: Annotated[bool, typer.Option("--hb", help="Hierarchical Bayes logit.")] = False,
+    iterations: Annotated[int | None, typer.Option(help="HB iterations per chain (half are burn-in).")] = None,
+    wtp_space: Annotated[
+        str | None, typer.Option(help="Mixed logit in WTP space with this price column (lognormal scale).")
+    ] = None,
+    se: Annotated[str | None, typer.Option(help="Standard errors: hessian, robust, clustered or bhhh.")] = None,
+    seed: SeedOption = 0,
 ) -> None:
-    """Estimate a multinomial logit on survey responses."""
+    """Estimate a choice model: `c2m estimate DATA --vars a,b ...` or the project MNL from `--responses`.
+
+    DATA (.csv, .csv.gz or .parquet) is a long table, one row per person x task x alternative:
+    multinomial logit by default, mixed logit with --random / --wtp-space, latent class with
+    --classes, hierarchical Bayes with --hb. `--json OUT` writes the estimates as JSON
+    (`--json` alone prints them).
+    """
     from c2m.choice import save_model
+    from c2m.pipeline._estimate_cli import EstimateRequest, run_estimate, split_extra_args
+
+    positional, json_target, as_json = split_extra_args(list(ctx.args))
+    if len(positional) > 1:
+        raise C2MError(f"estimate takes one DATA file, got {positional}")
+    general = {"--id": id_col, "--task": task_col, "--alt": alt_col, "--chosen": chosen_col, "--vars": variables,
+               "--random": random, "--classes": classes, "--iterations": iterations, "--wtp-space": wtp_space,
+               "--se": se}
+    if positional:
+        if responses is not None or weights is not None:
+            raise C2MError("give either DATA (a long choice table) or --responses (project mode), not both")
+        if variables is None:
+            raise C2MError("DATA mode needs --vars with the attribute columns, e.g. --vars price,range")
+        req = EstimateRequest(
+            data=Path(positional[0]), id_col=id_col or "id", task_col=task_col or "task", alt_col=alt_col or "alt",
+            chosen_col=chosen_col or "chosen", vars=variables, asc=asc, random=random, correlated=correlated,
+            draws=draws, draw_type=draw_type, panel=panel, classes=classes, hb=hb, iterations=iterations,
+            wtp_space=wtp_space, se=se, seed=seed,
+        )
+        fitted, result = run_estimate(req)
+        if out is not None:
+            save_model(fitted, out)
+        if json_target is not None:
+            _io.write_json(Path(json_target), result)
+        elif as_json:
+            sys.stdout.write(json.dumps(result, indent=2) + "\n")
+            return
+        console.print(fitted.summary_text())
+        return
+    if responses is None:
+        raise C2MError("give DATA (a long choice table, e.g. `c2m estimate data.csv --vars a,b`) or --responses FILE")
+    used = [k for k, v in general.items() if v is not None] + [k for k, v in {"--asc": asc, "--hb": hb,
+                                                                               "--correlated": correlated}.items() if v]
+    if used:
+        raise C2MError(f"{', '.join(used)} only apply to `c2m estimate DATA`; project mode uses --responses alone")
     from c2m.pipeline import _stages, project_and_text, read_table
 
     proj, _ = project_and_text(project)
@@ -170,7 +238,9 @@ def estimate(
     model, validation = _stages.estimate(proj, read_table(responses), weights=survey_weights)
     if out is not None:
         save_model(model, out)
-    if as_json:
+    if json_target is not None:
+        _io.write_json(Path(json_target), model.to_dict())
+    elif as_json:
         sys.stdout.write(json.dumps(model.to_dict(), indent=2) + "\n")
         return
     console.print(model.summary_text())
@@ -184,6 +254,11 @@ def simulate(
     line: Annotated[Path, typer.Option(help="product_definition.json (its variants are simulated).")],
     project: ProjectOption = None,
     seed: SeedOption = 0,
+    rule: Annotated[
+        str, typer.Option(help="logit (share of preference), first-choice, rfc (randomized first choice) "
+                               "or likelihood (purchase likelihood vs None; writes purchase_likelihood.csv).")
+    ] = "logit",
+    scale: Annotated[float, typer.Option(help="Exponent on utilities (logit, rfc, likelihood).")] = 1.0,
     out: Annotated[Path, typer.Option(help="Output folder for shares.csv and volumes.csv.")] = Path("."),
 ) -> None:
     """Shares of preference and volumes of a product line against the competitors and None."""
@@ -192,7 +267,11 @@ def simulate(
     from c2m.pipeline import _stages, project_and_text, read_json
 
     proj, _ = project_and_text(project)
-    sim = _stages.simulator(proj, load_model(model).to_dict(), seed=seed)
+    rules = {"logit": "logit", "first-choice": "first_choice", "first_choice": "first_choice", "rfc": "rfc",
+             "likelihood": "likelihood"}
+    if rule not in rules:
+        raise C2MError(f"--rule: unknown rule {rule!r}; expected logit, first-choice, rfc or likelihood")
+    sim = _stages.simulator_for_model(proj, load_model(model), seed=seed, rule=rules[rule], scale=scale)
     variants = read_json(line).get("variants")
     if not variants:
         raise C2MError(f"{line}: no 'variants' list")
@@ -200,6 +279,12 @@ def simulate(
                 for i, v in enumerate(variants)]
     names = [str(v.get("name", f"variant {i + 1}")) for i, v in enumerate(variants)]
     shares = sim.shares(profiles, names=names)
+    console.print(f"rule: {rules[rule].replace('_', '-')}, scale {sim.scale:g}")
+    if not sim.sums_to_one:
+        _io.write_csv(out / "purchase_likelihood.csv", shares)
+        console.print(shares)
+        console.print(f"wrote {out / 'purchase_likelihood.csv'} (likelihoods do not sum to 1: no volumes.csv)")
+        return
     _io.write_csv(out / "shares.csv", shares)
     _io.write_csv(out / "volumes.csv", sim.volumes(profiles, names=names))
     console.print(shares)
@@ -219,7 +304,7 @@ def optimize(
     from c2m.pipeline import _stages, project_and_text
 
     proj, _ = project_and_text(project)
-    sim = _stages.simulator(proj, load_model(model).to_dict(), seed=seed)
+    sim = _stages.simulator_for_model(proj, load_model(model), seed=seed)
     solution = _stages.optimize(proj, sim, n_variants=variants, objective=objective, seed=seed)
     definition = solution.to_dict()
     _io.write_json(out, definition)
@@ -229,19 +314,54 @@ def optimize(
 
 @app.command()
 def forecast(
-    volumes: Annotated[Path, typer.Option(help="volumes.csv from `c2m simulate`.")],
-    preorders: Annotated[Path | None, typer.Option(help="Observed pre-orders (csv).")] = None,
-    weeks: Annotated[int, typer.Option(min=1)] = 52,
+    volumes: Annotated[Path | None, typer.Option(help="Before launch: volumes.csv from `c2m simulate`.")] = None,
+    preorders: Annotated[Path | None, typer.Option(help="Observed pre-orders (csv), with --volumes.")] = None,
+    orders: Annotated[
+        Path | None, typer.Option(help="After launch: weekly orders (week, the --keys columns, orders).")
+    ] = None,
+    keys: Annotated[str, typer.Option(help="With --orders: bottom series keys, top down.")] = "city",
+    levels: Annotated[
+        str | None,
+        typer.Option(help="With --orders: levels to reconcile, ';'-separated key lists, e.g. 'province;variant'."),
+    ] = None,
+    method: Annotated[str, typer.Option(help="With --orders: bottom_up, ols, wls_struct or wls_var.")] = "wls_struct",
+    backtest: Annotated[int, typer.Option(min=0, help="With --orders: also backtest from N past origins.")] = 0,
+    weeks: Annotated[int, typer.Option(min=1, help="Horizon in weeks.")] = 52,
     seed: SeedOption = 0,
     out: Annotated[Path, typer.Option(help="Output file.")] = Path("forecast.csv"),
 ) -> None:
-    """Weekly demand by variant and city (diffusion, with intervals)."""
-    from c2m.forecast import forecast_demand
+    """Weekly demand: before launch by diffusion of simulated volumes; after launch from orders, reconciled."""
     from c2m.pipeline import read_table
 
+    if (volumes is None) == (orders is None):
+        raise C2MError("forecast: give either --volumes (before launch) or --orders (after launch)")
+    if orders is not None:
+        import polars as pl
+
+        from c2m.forecast import backtest_sales, forecast_sales
+
+        key_list = [k.strip() for k in keys.split(",") if k.strip()]
+        level_list = None
+        if levels is not None:
+            level_list = [[k.strip() for k in part.split(",") if k.strip()] for part in levels.split(";")]
+        table = read_table(orders, required=["week", "orders", *key_list])
+        result = forecast_sales(table, key_list, levels=level_list, horizon=weeks, method=method, seed=seed)
+        _io.write_csv(out, result)
+        total = result.filter(pl.col("level") == "total")["forecast"].sum()
+        console.print(f"wrote {out}: {total:,.0f} orders forecast over {weeks} weeks, reconciled ({method})")
+        if backtest:
+            scores = backtest_sales(table, key_list, levels=level_list, horizon=min(weeks, 4), n_origins=backtest,
+                                    method=method, seed=seed)
+            target = out.with_name(out.stem + "_backtest.csv")
+            _io.write_csv(target, scores)
+            console.print(f"wrote {target}: MASE and 90% interval coverage by level")
+        return
+    from c2m.forecast import forecast_demand
+
+    assert volumes is not None
     table = read_table(volumes, required=["variant", "city", "annual_volume"])
-    orders = read_table(preorders) if preorders is not None else None
-    result = forecast_demand(table, horizon_weeks=weeks, preorders=orders, seed=seed)
+    observed = read_table(preorders) if preorders is not None else None
+    result = forecast_demand(table, horizon_weeks=weeks, preorders=observed, seed=seed)
     _io.write_csv(out, result)
     console.print(f"wrote {out}: {result['demand'].sum():,.0f} units over {weeks} weeks")
 
@@ -250,16 +370,146 @@ def forecast(
 def plan(
     forecast_file: Annotated[Path, typer.Option("--forecast", help="forecast.csv from `c2m forecast`.")],
     capacity: Annotated[int, typer.Option(min=1, help="Units per week at full rate.")] = 2500,
+    ramp_weeks: Annotated[int, typer.Option(min=0, help="Weeks for the plant to ramp up to full rate.")] = 8,
+    items: Annotated[str, typer.Option(help="Plan by these forecast columns, e.g. variant,colour,battery.")] = (
+        "variant"
+    ),
+    pack_supply: Annotated[
+        str | None,
+        typer.Option(help="Battery packs delivered per week by type, e.g. '42kWh=800,56kWh=600' (the `battery` item)."),
+    ] = None,
+    pack_column: Annotated[str, typer.Option(help="The item column naming the battery pack.")] = "battery",
+    changeover_cost: Annotated[float, typer.Option(min=0, help="Cost of each week an item is built at all.")] = 0.0,
+    allocate_to_cities: Annotated[
+        bool, typer.Option("--allocate", help="Also allocate builds to cities (allocation.csv) and report service.")
+    ] = False,
+    within_weeks: Annotated[int, typer.Option(min=0, help="Service level: delivered within N weeks of ordering.")] = 4,
+    scenarios: Annotated[
+        bool, typer.Option("--what-if", help="Also plan capacity +20%, a colour dropped, half a pack's supply.")
+    ] = False,
     out: Annotated[Path, typer.Option(help="Output file.")] = Path("build_plan.csv"),
 ) -> None:
-    """Production plan by week and variant within the plant's capacity."""
-    from c2m.forecast import build_plan
+    """Production plan by week and item within the plant's capacity (and battery supply); delivery allocation."""
+    from c2m.forecast import allocate, build_plan, service_level, standard_scenarios, what_if
     from c2m.pipeline import read_table
 
-    table = read_table(forecast_file, required=["week", "variant", "city", "demand"])
-    result = build_plan(table, capacity_per_week=capacity)
+    item_list = [k.strip() for k in items.split(",") if k.strip()]
+    table = read_table(forecast_file, required=["week", *item_list, "city", "demand"])
+    supply = _pack_supply_option(pack_supply) if pack_supply is not None else None
+    result = build_plan(
+        table, capacity_per_week=capacity, ramp_weeks=ramp_weeks, items=item_list,
+        pack_column=pack_column if supply is not None else None, pack_supply=supply, changeover_cost=changeover_cost,
+    )
     _io.write_csv(out, result)
     console.print(f"wrote {out}: {result['build'].sum():,.0f} units planned")
+    if allocate_to_cities:
+        allocation = allocate(result, table, items=item_list)
+        target = out.with_name("allocation.csv")
+        _io.write_csv(target, allocation)
+        level = service_level(allocation, within_weeks=within_weeks)
+        on_time = float(level["on_time"].item()) if level.height else 1.0
+        console.print(f"wrote {target}: {on_time:.1%} of orders delivered within {within_weeks} week(s)")
+    if scenarios:
+        runs = standard_scenarios(table, item_list, pack_column=pack_column if supply is not None else None)
+        summary = what_if(
+            table, runs, items=item_list, capacity_per_week=capacity, ramp_weeks=ramp_weeks,
+            pack_column=pack_column if supply is not None else None, pack_supply=supply,
+            within_weeks=within_weeks, changeover_cost=changeover_cost,
+        )
+        target = out.with_name("what_if.csv")
+        _io.write_csv(target, summary)
+        console.print(summary)
+        console.print(f"wrote {target}")
+
+
+def _pack_supply_option(text: str) -> dict[str, float]:
+    supply: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            supply[name.strip()] = float(value)
+        except ValueError:
+            raise C2MError(f"--pack-supply: expected TYPE=PACKS_PER_WEEK pairs, got {part!r}") from None
+        if not name.strip() or supply[name.strip()] < 0:
+            raise C2MError(f"--pack-supply: expected TYPE=PACKS_PER_WEEK >= 0, got {part!r}")
+    return supply
+
+
+@app.command()
+def tco(
+    project: ProjectOption = None,
+    km_per_month: Annotated[float, typer.Option(min=0, help="Kilometres driven per month.")] = 1500.0,
+    rent: Annotated[float | None, typer.Option(min=0, help="A plan of your own: monthly rent (yuan).")] = None,
+    cap_km: Annotated[float | None, typer.Option(min=0, help="Its km cap per month (none: unlimited).")] = None,
+    overage: Annotated[float, typer.Option(min=0, help="Its price per km above the cap.")] = 0.0,
+    buy_price: Annotated[float | None, typer.Option(min=0, help="Its pack's price (with --rent).")] = None,
+    months: Annotated[int, typer.Option(min=1, help="Months to compare.")] = 96,
+    out: Annotated[Path | None, typer.Option(help="Write the month-by-month table here (csv).")] = None,
+) -> None:
+    """Battery rent versus buy: monthly cost of each rent plan and the month renting overtakes buying."""
+    import polars as pl
+
+    from c2m.battery import plan_cost_table, rent_vs_buy
+    from c2m.pipeline import project_and_text
+
+    if rent is not None:
+        if buy_price is None:
+            raise C2MError("--rent needs --buy-price (the price of buying the pack)")
+        table = plan_cost_table("custom", "custom", rent, cap_km, overage, km_per_month, buy_price, months)
+    else:
+        if cap_km is not None or buy_price is not None or overage:
+            raise C2MError("--cap-km, --overage and --buy-price describe a plan of your own: give --rent too")
+        table = rent_vs_buy(project_and_text(project)[0], monthly_km=km_per_month, months=months)
+    summary = table.group_by("pack", "plan", maintain_order=True).agg(
+        pl.col("monthly_rent").first(), pl.col("buy_cost").first().alias("buy_price"),
+        pl.col("break_even_month").first(),
+    )
+    view = Table(title=f"rent vs buy at {km_per_month:,.0f} km/month over {months} months")
+    for column in ("pack", "plan", "monthly rent", "buy price", "break-even month"):
+        view.add_column(column)
+    for row in summary.iter_rows(named=True):
+        month = row["break_even_month"]
+        view.add_row(row["pack"], row["plan"], f"{row['monthly_rent']:,.0f}", f"{row['buy_price']:,.0f}",
+                     str(month) if month is not None else f"> {months}")
+    console.print(view)
+    if out is not None:
+        _io.write_csv(out, table)
+        console.print(f"wrote {out}")
+
+
+@app.command("battery-life")
+def battery_life(
+    project: ProjectOption = None,
+    pack: Annotated[str | None, typer.Option(help="Battery pack id (default: the fleet pack).")] = None,
+    km_per_month: Annotated[float, typer.Option(min=0, help="Mean km per car per month.")] = 1500.0,
+    vehicles: Annotated[str, typer.Option(help="Cars in service by year, e.g. 2000,6000,12000,12000.")] = (
+        "2000,6000,12000,12000,12000,12000,12000,12000,12000,12000"
+    ),
+    rotation: Annotated[str, typer.Option(help="even (the swap network evens ageing) or none.")] = "even",
+    retire_at: Annotated[float, typer.Option(help="Retire packs below this state of health.")] = 0.8,
+    temperature: Annotated[str, typer.Option(help="cool, mild or hot.")] = "mild",
+    seed: SeedOption = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the yearly table here (csv).")] = None,
+) -> None:
+    """Packs bought, in service, retired to second life and recycled, year by year; retirement age."""
+    from c2m.battery import fleet_pack, retirement_month, simulate_pack_fleet
+    from c2m.pipeline import project_and_text
+
+    proj, _ = project_and_text(project)
+    chosen = fleet_pack(proj, pack)
+    try:
+        fleet = [int(v) for v in vehicles.split(",") if v.strip()]
+    except ValueError:
+        raise C2MError(f"--vehicles: expected whole numbers separated by commas, got {vehicles!r}") from None
+    table = simulate_pack_fleet(chosen, fleet, km_per_month=km_per_month, rotation=rotation, retire_at=retire_at,
+                                temperature=temperature, seed=seed)
+    years = retirement_month(chosen, km_per_month, threshold=retire_at, temperature=temperature) / 12
+    console.print(table)
+    console.print(f"{chosen.id} ({chosen.chemistry}): SoH {retire_at:.0%} after {years:.1f} years at "
+                  f"{km_per_month:,.0f} km/month ({temperature})")
+    if out is not None:
+        _io.write_csv(out, table)
+        console.print(f"wrote {out}")
 
 
 @app.command("swap-plan")
@@ -355,6 +605,187 @@ def serve(
     from c2m.platform import serve as serve_platform
 
     serve_platform(list(project or []), database_url, host, port, workers)
+
+
+@app.command("signals")
+def signals_command(
+    market: Annotated[Path, typer.Option(help="Market folder (persons.parquet, events/), e.g. from `c2m generate`.")],
+    engine: Annotated[str, typer.Option(help="duckdb (one machine, out of core) or spark (spark extra).")] = "duckdb",
+    spark_master: Annotated[
+        str | None, typer.Option(help="Spark master URL (engine spark); default $SPARK_MASTER, else local[2].")
+    ] = None,
+    project: Annotated[
+        Path | None,
+        typer.Option("--project", "-p", help="Project file (TOML); default: the market's project, else the embedded."),
+    ] = None,
+    by: Annotated[str, typer.Option(help="Interest cells: comma-separated event or person columns.")] = "city",
+    segments: Annotated[str, typer.Option(help="Segment profile cells: comma-separated person columns.")] = "city",
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Write bad event rows to this Parquet file and go on with the good ones.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("c2m-signals"),
+) -> None:
+    """Interest by level and segment profiles from the behaviour events (DuckDB or Spark)."""
+    import time
+
+    from c2m.signals import Signals
+
+    if engine not in ("duckdb", "spark"):
+        raise C2MError(f"--engine: expected duckdb or spark, got {engine!r}")
+    if spark_master is not None and engine != "spark":
+        raise C2MError("--spark-master: only with --engine spark")
+    proj = _signals_project(market, project)
+    options: dict[str, Any] = {"master": spark_master} if engine == "spark" else {}
+    started = time.perf_counter()
+    with Signals(market, engine=engine, project=proj, quarantine=quarantine, **options) as sig:
+        check = sig.check_events()
+        interest = sig.interest_by_level(proj, by=_columns_option(by))
+        profiles = sig.segment_profiles(by=_columns_option(segments))
+    seconds = time.perf_counter() - started
+    _io.write_parquet(out / "interest.parquet", interest)
+    _io.write_parquet(out / "segments.parquet", profiles)
+    _io.write_json(
+        out / "signals.json",
+        {
+            "engine": engine,
+            "market": str(market),
+            "rows": check.rows,
+            "bad_rows": check.bad_rows,
+            "bad_rows_by_reason": {k: v for k, v in check.counts.items() if v},
+            "quarantine": str(check.quarantine) if check.quarantine is not None else None,
+            "seconds": round(seconds, 3),
+        },
+    )
+    if check.quarantine is not None:
+        console.print(f"{check.describe()}; quarantined to {check.quarantine}", highlight=False)
+    else:
+        console.print(check.describe(), highlight=False)
+    console.print(
+        f"wrote {out}: interest.parquet ({interest.height:,} rows), segments.parquet ({profiles.height:,} rows), "
+        f"signals.json; {engine} {seconds:.1f} s",
+        highlight=False,
+    )
+
+
+def _columns_option(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _signals_project(market: Path, path: Path | None) -> Any:
+    """The project given, else the one in the market's manifest.json, else the embedded default."""
+    from c2m.domain import project_from_dict
+    from c2m.pipeline import project_and_text
+
+    manifest = market / "manifest.json"
+    if path is not None or not manifest.is_file():
+        return project_and_text(path)[0]
+    try:
+        raw = json.loads(manifest.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise C2MError(f"{manifest}: not valid JSON ({exc})") from None
+    if isinstance(raw, dict) and isinstance(raw.get("project"), dict):
+        return project_from_dict(raw["project"], source=f"{manifest}: project")
+    return project_and_text(None)[0]
+
+
+@app.command("weight")
+def weight_command(
+    survey: Annotated[Path, typer.Option(help="Respondents to weight (.parquet or .csv), one row each.")],
+    population: Annotated[Path, typer.Option(help="Population members (.parquet or .csv), e.g. persons.parquet.")],
+    margins: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated margin columns, e.g. city_tier,age,income (age, income: the *_band columns; "
+            "city_tier: from city and the project's cities)."
+        ),
+    ],
+    trim: Annotated[
+        str, typer.Option(help="LOW,HIGH: clip weights to these multiples of the mean; 'none' for no trimming.")
+    ] = "0.2,5",
+    project: ProjectOption = None,
+    out: Annotated[
+        Path, typer.Option(help="Output file (.parquet or .csv): the survey with a `weight` column.")
+    ] = Path("weighted.parquet"),
+) -> None:
+    """Rake survey respondents to the population's margins; print the design effect and effective sample size."""
+    from c2m.pipeline import read_table
+    from c2m.signals import rake
+
+    if out.suffix not in (".parquet", ".csv"):
+        raise C2MError(f"--out {out}: expected a .parquet or .csv file")
+    bounds = _trim_option(trim)
+    original = read_table(survey)
+    people = read_table(population)
+    names = _columns_option(margins)
+    if not names:
+        raise C2MError("--margins: name at least one column, e.g. --margins city_tier,age_band,income_band")
+    sample, people, variables = _margin_columns(names, original, survey, people, population, project)
+    result = rake(sample, population=people, variables=variables, trim=bounds)
+    weighted = result.as_frame(original)
+    if out.suffix == ".csv":
+        _io.write_csv(out, weighted)
+    else:
+        _io.write_parquet(out, weighted)
+    state = "converged" if result.converged else "did not converge (trimming can stop the margins being met)"
+    console.print(
+        f"raked {weighted.height:,} respondents on {', '.join(variables)}: {state} in {result.iterations} "
+        f"iterations, max margin error {result.max_margin_error:.2e}",
+        highlight=False,
+    )
+    console.print(
+        f"design effect {result.design_effect:.3f}, effective sample size {result.effective_sample_size:,.1f}; "
+        f"weights {result.weights.min():.3f} to {result.weights.max():.3f} (mean 1); wrote {out}",
+        highlight=False,
+    )
+
+
+def _trim_option(text: str) -> tuple[float, float] | None:
+    if text.strip().lower() in ("none", "no", "off"):
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise C2MError(f"--trim: expected LOW,HIGH (e.g. 0.2,5) or none, got {text!r}") from None
+    if not (0 <= low < 1 < high):
+        raise C2MError(f"--trim: expected 0 <= LOW < 1 < HIGH, got {text!r}")
+    return low, high
+
+
+def _margin_columns(
+    names: list[str], sample: Any, survey: Path, people: Any, population: Path, project: Path | None
+) -> tuple[Any, Any, list[str]]:
+    """Resolve margin names in both tables: as given, ``<name>_band`` (age, income), ``city_tier`` from ``city``."""
+    import polars as pl
+
+    from c2m.pipeline import project_and_text
+
+    variables: list[str] = []
+    for name in names:
+        column = name
+        if name not in sample.columns and name not in people.columns and f"{name}_band" in sample.columns:
+            column = f"{name}_band"
+        if column == "city_tier" and "city_tier" not in sample.columns and "city_tier" not in people.columns:
+            proj = project_and_text(project)[0]
+            tiers = pl.DataFrame(
+                {"city": [c.name for c in proj.cities], "city_tier": [f"tier {c.tier}" for c in proj.cities]},
+                schema={"city": pl.String, "city_tier": pl.String},
+            )
+            for table, where in ((sample, survey), (people, population)):
+                if "city" not in table.columns:
+                    raise C2MError(f"{where}: no column 'city_tier' nor 'city' to derive it; found {table.columns}")
+                unknown = sorted(set(table["city"].drop_nulls().cast(pl.String).to_list()) - set(tiers["city"]))
+                if unknown:
+                    raise C2MError(f"{where}: column 'city' has city {unknown[0]!r} not in the project's cities")
+            sample = sample.join(tiers, on="city", how="left", maintain_order="left")
+            people = people.join(tiers, on="city", how="left", maintain_order="left")
+        for table, where in ((sample, survey), (people, population)):
+            if column not in table.columns:
+                raise C2MError(f"--margins: column {name!r} not found in {where}; found {table.columns}")
+        variables.append(column)
+    if len(set(variables)) != len(variables):
+        raise C2MError(f"--margins: repeated column in {names}")
+    return sample, people, variables
 
 
 def _print_line(definition: dict[str, Any]) -> None:
