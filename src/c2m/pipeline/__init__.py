@@ -14,7 +14,8 @@ from ._files import project_and_text, read_json, read_table
 
 if TYPE_CHECKING:
     from ._demo import STAGES, DemoResult, run_demo
-    from ._stages import choice_data, coefficients_for, estimate, simulator
+    from ._population import population_betas
+    from ._stages import choice_data, coefficients_for, estimate, simulator, simulator_for_model
 
 __all__ = [
     "STAGES",
@@ -23,11 +24,13 @@ __all__ = [
     "choice_data",
     "coefficients_for",
     "estimate",
+    "population_betas",
     "project_and_text",
     "read_json",
     "read_table",
     "run_demo",
     "simulator",
+    "simulator_for_model",
 ]
 
 _LAZY = {
@@ -38,6 +41,8 @@ _LAZY = {
     "coefficients_for": "_stages",
     "estimate": "_stages",
     "simulator": "_stages",
+    "simulator_for_model": "_stages",
+    "population_betas": "_population",
 }
 
 
