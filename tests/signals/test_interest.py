@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -263,12 +262,6 @@ def test_segment_profiles_match_direct(sig: Signals, events: pl.DataFrame, perso
     whole = sig.segment_profiles(by=())
     assert whole.height == 1 and whole["persons"][0] == persons.height
     assert whole["share_age_18-24"][0] == pytest.approx((persons["age_band"] == "18-24").mean())
-
-
-@pytest.mark.skipif(importlib.util.find_spec("pyspark") is not None, reason="pyspark is installed")
-def test_spark_engine_needs_the_extra(market_dir: Path) -> None:
-    with pytest.raises(C2MError, match=r"spark.*pyspark.*c2m\[spark\]"):
-        Signals(market_dir, engine="spark")
 
 
 def test_bad_inputs_raise_c2m_errors(tmp_path: Path, market_dir: Path, sig: Signals, project: Project) -> None:
