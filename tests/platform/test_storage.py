@@ -68,10 +68,10 @@ def test_migrations_create_the_schema_and_are_idempotent(db_url: str) -> None:
         assert current_revision(engine) is None
         assert not TABLES & set(inspect(engine).get_table_names())
         upgrade(engine)
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == "0003"
         assert set(inspect(engine).get_table_names()) >= TABLES
         upgrade(engine)  # a second run is a no-op
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == "0003"
         with engine.connect() as conn:  # the migration builds exactly what the models describe
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ._db import init_db, make_engine
 from ._errors import PlatformError
 from ._i18n import HTML_LANG, pick_lang, translator
+from ._preorders_web import add_preorder_routes
 from ._service import BenefitView, BookingView, Platform, SlotView
 from ._settings import Settings
 from ._survey_web import add_survey_routes
@@ -252,6 +253,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         return RedirectResponse(f"/book/{project}/bookings/{booking_id}?lang={lang}", status_code=303)
 
     add_survey_routes(app, platform, page)
+    add_preorder_routes(app, platform, page)
     return app
 
 

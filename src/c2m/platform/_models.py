@@ -212,3 +212,98 @@ class SurveyAnswerRow(Base):
     is_none: Mapped[bool] = mapped_column(Boolean)
     answered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     seconds: Mapped[float] = mapped_column(Float)
+
+
+ORDER_STATES = ("reserved", "deposit_paid", "confirmed", "delivered", "cancelled", "refunded")
+
+
+class PreorderRow(Base):
+    """A refundable pre-order of one configuration; amounts in fen (1/100 yuan); states in `c2m.platform._orders`."""
+
+    __tablename__ = "preorder"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('reserved', 'deposit_paid', 'confirmed', 'delivered', 'cancelled', 'refunded')",
+            name="state_known",
+        ),
+        CheckConstraint("ownership IN ('buy', 'rent')", name="ownership_known"),
+        CheckConstraint("price_fen > 0 AND deposit_fen > 0 AND deposit_fen <= price_fen", name="amounts_valid"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    person_hash: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(100))
+    colour: Mapped[str] = mapped_column(String(50))
+    battery: Mapped[str] = mapped_column(String(50))
+    ownership: Mapped[str] = mapped_column(String(8))
+    rent_plan: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    monthly_fee_fen: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    price_fen: Mapped[int] = mapped_column(Integer)
+    deposit_fen: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PreorderKeyRow(Base):
+    """An ``Idempotency-Key`` of a pre-order creation: the order it created and the request's fingerprint."""
+
+    __tablename__ = "preorder_key"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("preorder.id", ondelete="CASCADE"), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PaymentRow(Base):
+    """A deposit charge or its refund at the payment provider; at most one of each kind per order."""
+
+    __tablename__ = "payment"
+    __table_args__ = (
+        UniqueConstraint("order_id", "kind"),
+        CheckConstraint("kind IN ('charge', 'refund')", name="kind_known"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("preorder.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(40))
+    reference: Mapped[str] = mapped_column(String(100))
+    idempotency_key: Mapped[str] = mapped_column(String(150), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OrderEventRow(Base):
+    """The audit log: one row per state transition of a pre-order (``from_state`` is null on creation)."""
+
+    __tablename__ = "order_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("preorder.id", ondelete="CASCADE"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(50))
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+
+class LocalChargeRow(Base):
+    """The local (development) payment provider's own ledger: charges and refunds, idempotent by ``key``."""
+
+    __tablename__ = "local_payment"
+    __table_args__ = (
+        CheckConstraint("kind IN ('charge', 'refund')", name="kind_known"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(100), unique=True)
+    key: Mapped[str] = mapped_column(String(150), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    refund_of: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

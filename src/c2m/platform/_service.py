@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session
 from ._db import read_session, write_session
 from ._errors import ConflictError, InvalidError, NotFoundError
 from ._models import BenefitClaimRow, BenefitRow, BookingRow, ProjectRow, SlotRow, StoreRow, utcnow
+from ._payments import LocalPaymentProvider, PaymentProvider
+from ._preorders import Catalogue, PreorderService
 from ._settings import Settings
 from ._survey import StoredDesign, SurveyService
 
@@ -44,6 +46,7 @@ def normalize_contact(contact: str) -> str:
     raise InvalidError(
         f"contact {contact!r} is neither a phone number (6-15 digits, optional +) nor an e-mail address",
         code="invalid_contact",
+        field="contact",
     )
 
 
@@ -111,18 +114,28 @@ def _benefit_view(b: BenefitRow) -> BenefitView:
     return BenefitView(b.code, b.name, b.name_zh, b.quota, b.granted)
 
 
-class Platform(SurveyService):
+def make_payment_provider(engine: Engine, settings: Settings) -> PaymentProvider:
+    """The payment provider named in the settings (``local``: `LocalPaymentProvider` in this database)."""
+    return LocalPaymentProvider(engine, decline=settings.payment_local_decline)
+
+
+class Platform(SurveyService, PreorderService):
     """The platform's operations on one database; thread-safe (one session per call).
 
-    Bookings and benefits here, the consumer survey in `SurveyService` (``survey_*`` methods).
+    Bookings and benefits here, the consumer survey in `SurveyService` (``survey_*`` methods),
+    pre-orders in `PreorderService` (``preorder_*`` methods) with deposits through ``payments``.
     """
 
-    def __init__(self, engine: Engine, settings: Settings | None = None) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings | None = None, payments: PaymentProvider | None = None
+    ) -> None:
         self.engine = engine
         self.settings = Settings() if settings is None else settings
         self._designs: dict[int, StoredDesign] = {}
         self._design_lock = threading.Lock()
         self._domain_projects = None
+        self._catalogues: dict[str, Catalogue] = {}
+        self.payments = make_payment_provider(engine, self.settings) if payments is None else payments
 
     # ------------------------------------------------------------------ reading
     def now(self) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,4 +64,11 @@ class Settings(BaseSettings):
     survey_holdouts: int = Field(default=2, ge=0, le=10, description="fixed holdout tasks, the same in every version")
     survey_speeder_fraction: float = Field(
         default=0.4, gt=0, lt=1, description="a speeder's total time is below this fraction of the median"
+    )
+    preorder_deposit: float = Field(
+        default=2000, gt=0, le=1_000_000, description="refundable pre-order deposit (yuan; at most the price)"
+    )
+    payment_provider: Literal["local"] = Field(default="local", description="the deposits' payment provider")
+    payment_local_decline: bool = Field(
+        default=False, description="the local provider declines every charge (to try the failure path)"
     )
