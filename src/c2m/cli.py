@@ -667,6 +667,62 @@ def signals_command(
     )
 
 
+@app.command("score")
+def score_command(
+    model: Annotated[Path, typer.Option(help="model.json from `c2m estimate` (any c2m choice model).")],
+    line: Annotated[Path, typer.Option(help="product_definition.json (its variants are scored).")],
+    market: Annotated[Path, typer.Option(help="Market folder (persons.parquet, events/), e.g. from `c2m generate`.")],
+    engine: Annotated[str, typer.Option(help="duckdb (one machine), polars or spark (spark extra).")] = "duckdb",
+    spark_master: Annotated[
+        str | None, typer.Option(help="Spark master URL (engine spark); default $SPARK_MASTER, else local[2].")
+    ] = None,
+    project: Annotated[
+        Path | None,
+        typer.Option("--project", "-p", help="Project file (TOML); default: the market's project, else the embedded."),
+    ] = None,
+    by: Annotated[str, typer.Option(help="Cells: comma-separated person columns (empty: the whole population).")] = (
+        "city"
+    ),
+    scale: Annotated[float, typer.Option(help="Exponent on utilities (logit).")] = 1.0,
+    out: Annotated[Path, typer.Option(help="Output folder for scores.parquet.")] = Path("c2m-score"),
+) -> None:
+    """Expected shares (and buyers per year) of a line in every city: the model applied to every person."""
+    import time
+
+    from c2m.choice import load_model
+    from c2m.pipeline import read_json
+    from c2m.signals import score_population
+
+    if engine not in ("duckdb", "polars", "spark"):
+        raise C2MError(f"--engine: expected duckdb, polars or spark, got {engine!r}")
+    if spark_master is not None and engine != "spark":
+        raise C2MError("--spark-master: only with --engine spark")
+    proj = _signals_project(market, project)
+    definition = read_json(line)
+    if not isinstance(definition, dict) or not definition.get("variants"):
+        raise C2MError(f"{line}: no 'variants' list (expected a product definition from `c2m optimize`)")
+    options: dict[str, Any] = {"master": spark_master} if engine == "spark" else {}
+    started = time.perf_counter()
+    scores = score_population(
+        market, proj, load_model(model), definition, by=_columns_option(by), engine=engine, scale=scale, **options
+    )
+    seconds = time.perf_counter() - started
+    _io.write_parquet(out / "scores.parquet", scores)
+    ours = scores.filter(kind="ours")
+    cells = scores.height // max(1, scores["product"].n_unique())
+    persons = int(scores["persons"].sum()) // max(1, scores["product"].n_unique())
+    line_share = float((ours["share"] * ours["persons"]).sum()) / max(1, persons)
+    text = f"{persons:,} persons in {cells:,} cell(s); line share {line_share:.1%}"
+    if "buyers" in scores.columns and ours["buyers"].null_count() == 0:
+        text += f", {float(ours['buyers'].sum()):,.0f} buyers/yr"
+    console.print(text, highlight=False)
+    console.print(
+        f"wrote {out / 'scores.parquet'} ({scores.height:,} rows); {engine} {seconds:.1f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _columns_option(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
 

@@ -7,7 +7,8 @@ clusters (the ``spark`` extra). Events are validated first: bad rows (missing
 values, future timestamps, unknown cities or event types) are counted and
 refused, or quarantined to a Parquet file, never dropped silently. :func:`design_prior` turns interest by level into
 prior coefficients for a D-efficient survey design, and :func:`rake` weights a
-survey sample to population margins (raking with trimming).
+survey sample to population margins (raking with trimming). :func:`score_population` applies a
+fitted choice model to every person (by traits) for expected shares by city, on any engine.
 """
 
 from ._duckdb import DuckDBEngine
@@ -15,6 +16,7 @@ from ._engine import ENGINES, EVENT_TYPES, Engine
 from ._interest import design_prior, method_of_moments_strength
 from ._polars import PolarsEngine
 from ._rake import RakingResult, rake
+from ._score import score_population
 from ._signals import DEFAULT_EVENT_WEIGHTS, Signals, interest_by_level
 from ._spark import SparkEngine, spark_session
 from ._validate import REASONS, EventCheck, EventRules, event_rules, validate_events
@@ -37,6 +39,7 @@ __all__ = [
     "interest_by_level",
     "method_of_moments_strength",
     "rake",
+    "score_population",
     "spark_session",
     "validate_events",
 ]

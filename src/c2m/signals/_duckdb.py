@@ -9,11 +9,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from c2m.errors import C2MError
 
-from ._engine import EVENT_COLUMNS, EVENT_TYPES, PERSON_COLUMNS, Engine, check_event_weights
+from ._engine import EVENT_COLUMNS, EVENT_TYPES, PERSON_COLUMNS, Engine, check_event_weights, check_membership
 
 
 def _ident(name: str) -> str:
@@ -210,6 +211,43 @@ class DuckDBEngine(Engine):
             SELECT {", ".join([*by_exprs, f"CAST(p.{_ident(column)} AS VARCHAR) AS value"])},
                 CAST(count(*) AS BIGINT) AS persons
             FROM persons p GROUP BY {", ".join(keys)} ORDER BY {", ".join(keys)}
+        """
+        return self._frame(sql)
+
+    def membership_sums(self, by: Sequence[str], features: Sequence[str], gamma: np.ndarray) -> pl.DataFrame:
+        schema = dict(self._frame("SELECT * FROM persons LIMIT 0").schema)
+        g = check_membership(by, features, gamma, schema, str(self.root / "persons.parquet"))
+        K = g.shape[0]
+
+        def num(x: float) -> str:  # string -> DOUBLE is correctly rounded (a bare 0.1 would be a DECIMAL)
+            return f"CAST({_literal(repr(float(x)))} AS DOUBLE)"
+
+        z = [f"CAST(p.{_ident(f)} AS DOUBLE)" for f in features]
+        ok = " AND ".join(f"coalesce(isfinite({c}), false)" for c in z) or "true"
+        etas = [" + ".join([num(g[k, 0]), *(f"{num(g[k, m + 1])} * {c}" for m, c in enumerate(z))]) for k in range(K)]
+        if K == 1:
+            weights = ["CAST(1.0 AS DOUBLE) AS w_0"]
+        else:
+            top = f"greatest({', '.join(f'_e{k}' for k in range(K))})"
+            total = " + ".join(f"exp(_e{k} - _m)" for k in range(K))
+            weights = [f"exp(_e{k} - _m) / ({total}) AS w_{k}" for k in range(K)]
+        keys = [_ident(c) for c in by]
+        group = f"GROUP BY {', '.join(keys)} ORDER BY {', '.join(keys)}" if by else ""
+        sql = f"""
+            WITH e AS (
+                SELECT {", ".join([*(f"p.{k} AS {k}" for k in keys), f"({ok}) AS _ok",
+                                   *(f"CASE WHEN {ok} THEN {eta} END AS _e{k}" for k, eta in enumerate(etas))])}
+                FROM persons p
+            ), m AS (
+                SELECT *, {top if K > 1 else "CAST(0.0 AS DOUBLE)"} AS _m FROM e
+            ), w AS (
+                SELECT {", ".join([*keys, "_ok", *weights])} FROM m
+            )
+            SELECT {", ".join([*keys, "CAST(count(*) AS BIGINT) AS persons",
+                               "CAST(count(*) FILTER (WHERE NOT _ok) AS BIGINT) AS incomplete",
+                               *(f"CAST(coalesce(sum(w_{k}) FILTER (WHERE _ok), 0) AS DOUBLE) AS w_{k}"
+                                 for k in range(K))])}
+            FROM w {group}
         """
         return self._frame(sql)
 

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from c2m.errors import C2MError
@@ -89,6 +90,18 @@ class Engine(ABC):
     def band_counts(self, by: Sequence[str], column: str) -> pl.DataFrame:
         """Persons per ``by...`` cell and value of ``column``: columns ``by...``, ``value`` String, ``persons``."""
 
+    def membership_sums(self, by: Sequence[str], features: Sequence[str], gamma: np.ndarray) -> pl.DataFrame:
+        """Persons per ``by...`` cell and the sums of their type (class) probabilities.
+
+        A person's probability of type ``k`` is the membership logit
+        ``exp(eta_k) / sum_j exp(eta_j)`` with ``eta_k = gamma[k, 0] + sum_m gamma[k, m + 1] x_m`` on
+        the person's traits ``x = features`` (numeric or boolean person columns, cast to double).
+        Columns: ``by...``, ``persons`` Int64, ``incomplete`` Int64 (persons with a missing or
+        non-finite trait, left out of the sums), ``w_0 .. w_{K-1}`` Float64. Sorted by ``by``
+        (nulls last); one row when ``by`` is empty. See :func:`c2m.signals.score_population`.
+        """
+        raise C2MError(f"signals: engine {self.name!r} cannot score populations (no membership_sums)")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (connections, sessions)."""
 
@@ -134,3 +147,41 @@ def make_engine(market_dir: str | Path, engine: str | Engine, **options: object)
 
         return PolarsEngine.from_dir(market_dir)
     raise C2MError(f"signals: unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+
+
+MEMBERSHIP_COLUMNS = ("persons", "incomplete")
+
+
+def check_membership(
+    by: Sequence[str], features: Sequence[str], gamma: np.ndarray, schema: Mapping[str, pl.DataType], where: str
+) -> np.ndarray:
+    """Validate the arguments of :meth:`Engine.membership_sums` against the persons' ``schema``; ``gamma`` as floats."""
+    known = list(schema)
+    for col in by:
+        if col not in schema:
+            raise C2MError(f"score: by column {col!r} not found in the persons of {where}; expected some of {known}")
+    clash = [c for c in by if c in MEMBERSHIP_COLUMNS or c.startswith("w_")]
+    if clash:
+        raise C2MError(f"score: by column(s) {clash} clash with the result columns persons, incomplete, w_<k>")
+    if len(set(by)) != len(by):
+        raise C2MError(f"score: by has repeated columns {list(by)}")
+    for col in features:
+        if col not in schema:
+            raise C2MError(
+                f"score: membership trait {col!r} is not a column of the persons of {where}; they have {known}"
+            )
+        dtype = schema[col]
+        if not (dtype.is_numeric() or dtype == pl.Boolean):
+            raise C2MError(
+                f"score: membership trait {col!r} of the persons of {where} has type {dtype}; "
+                "membership traits must be numeric or boolean columns"
+            )
+    g = np.asarray(gamma, dtype=np.float64)
+    if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] != 1 + len(features):
+        raise C2MError(
+            f"score: membership coefficients must be (K, 1 + {len(features)}) for traits {list(features)}, "
+            f"got shape {g.shape}"
+        )
+    if not np.isfinite(g).all():
+        raise C2MError("score: membership coefficients have non-finite values")
+    return g

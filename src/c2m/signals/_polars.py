@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from c2m.errors import C2MError
 
 from ._duckdb import market_paths
-from ._engine import EVENT_COLUMNS, EVENT_TYPES, PERSON_COLUMNS, Engine, check_event_weights
+from ._engine import EVENT_COLUMNS, EVENT_TYPES, PERSON_COLUMNS, Engine, check_event_weights, check_membership
 
 
 class PolarsEngine(Engine):
@@ -132,4 +133,34 @@ class PolarsEngine(Engine):
             .agg(pl.len().cast(pl.Int64).alias("persons"))
             .sort(keys)
         )
+        return self._collect(out)
+
+    def membership_sums(self, by: Sequence[str], features: Sequence[str], gamma: np.ndarray) -> pl.DataFrame:
+        schema = dict(self._persons.collect_schema())
+        g = check_membership(by, features, gamma, schema, self.where)
+        K = g.shape[0]
+        z = [pl.col(f).cast(pl.Float64) for f in features]
+        ok = pl.all_horizontal([c.is_finite().fill_null(False) for c in z]) if z else pl.lit(True)
+        etas = []
+        for k in range(K):
+            eta = pl.lit(float(g[k, 0]), dtype=pl.Float64)
+            for m, c in enumerate(z):
+                eta = eta + pl.lit(float(g[k, m + 1]), dtype=pl.Float64) * c
+            etas.append(pl.when(ok).then(eta).alias(f"_e{k}"))
+        frame = self._persons.select(*by, ok.alias("_ok"), *etas)
+        if K == 1:
+            frame = frame.with_columns(pl.lit(1.0, dtype=pl.Float64).alias("w_0"))
+        else:
+            top = pl.max_horizontal([pl.col(f"_e{k}") for k in range(K)])
+            frame = frame.with_columns(top.alias("_m"))
+            total = pl.sum_horizontal([(pl.col(f"_e{k}") - pl.col("_m")).exp() for k in range(K)])
+            frame = frame.with_columns(
+                [((pl.col(f"_e{k}") - pl.col("_m")).exp() / total).alias(f"w_{k}") for k in range(K)]
+            )
+        aggs = [
+            pl.len().cast(pl.Int64).alias("persons"),
+            (~pl.col("_ok")).sum().cast(pl.Int64).alias("incomplete"),
+            *[pl.col(f"w_{k}").filter(pl.col("_ok")).sum().cast(pl.Float64).alias(f"w_{k}") for k in range(K)],
+        ]
+        out = frame.group_by(list(by)).agg(aggs).sort(list(by), nulls_last=True) if by else frame.select(aggs)
         return self._collect(out)

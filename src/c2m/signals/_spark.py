@@ -13,11 +13,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from c2m.errors import C2MError
 
-from ._engine import ACTIVITY_COLUMNS, EVENT_COLUMNS, EVENT_TYPES, PERSON_COLUMNS, Engine, check_event_weights
+from ._engine import (
+    ACTIVITY_COLUMNS,
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    PERSON_COLUMNS,
+    Engine,
+    check_event_weights,
+    check_membership,
+)
 
 if TYPE_CHECKING:
     from ._validate import EventRules
@@ -443,6 +452,48 @@ class SparkEngine(Engine):
     def keep_good_events(self, rules: EventRules) -> None:
         """From now on, queries see only the events no rule flags."""
         self._events = self._events_unchecked.where(~self._bad(rules))
+
+    def membership_sums(self, by: Sequence[str], features: Sequence[str], gamma: np.ndarray) -> pl.DataFrame:
+        from pyspark.sql import functions as sf  # type: ignore[import-not-found,unused-ignore]
+
+        g = check_membership(by, features, gamma, self._person_dtypes, str(self.root / "persons.parquet"))
+        K = g.shape[0]
+        z = [sf.col(f).cast("double") for f in features]
+        ok = sf.lit(True)
+        for c in z:
+            ok = ok & sf.coalesce(~sf.isnan(c) & (sf.abs(c) != sf.lit(float("inf"))), sf.lit(False))
+        etas = []
+        for k in range(K):
+            eta = sf.lit(float(g[k, 0]))
+            for m, c in enumerate(z):
+                eta = eta + sf.lit(float(g[k, m + 1])) * c
+            etas.append(sf.when(ok, eta).alias(f"_e{k}"))
+        frame = self._persons.select(*by, ok.alias("_ok"), *etas)
+        if K == 1:
+            weights = [sf.lit(1.0).alias("w_0")]
+        else:
+            top = sf.greatest(*[sf.col(f"_e{k}") for k in range(K)])
+            frame = frame.withColumn("_m", top)
+            parts = [sf.exp(sf.col(f"_e{k}") - sf.col("_m")) for k in range(K)]
+            total = parts[0]
+            for part in parts[1:]:
+                total = total + part
+            weights = [(parts[k] / total).alias(f"w_{k}") for k in range(K)]
+        frame = frame.select(*by, "_ok", *weights)
+        aggs = [
+            sf.count(sf.lit(1)).alias("persons"),
+            sf.count(sf.when(~sf.col("_ok"), 1)).alias("incomplete"),
+            *[sf.coalesce(sf.sum(sf.when(sf.col("_ok"), sf.col(f"w_{k}"))), sf.lit(0.0)).alias(f"w_{k}")
+              for k in range(K)],
+        ]
+        out = frame.groupBy(*by).agg(*aggs).orderBy(*self._order(by)) if by else frame.agg(*aggs)
+        schema: dict[str, pl.DataType] = {
+            **{c: self._person_dtypes[c] for c in by},
+            "persons": pl.Int64(),
+            "incomplete": pl.Int64(),
+            **{f"w_{k}": pl.Float64() for k in range(K)},
+        }
+        return self._collect(out, schema)
 
     def close(self) -> None:
         if self._own_session:
