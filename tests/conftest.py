@@ -58,3 +58,15 @@ def page() -> Iterator[object]:
         context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
         yield context.new_page()
         browser.close()
+
+
+ARTIFACTS = Path(os.environ.get("C2M_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """A directory kept after the run for this test's screenshots (``test-artifacts/`` or $C2M_TEST_ARTIFACTS)."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.nodeid.split("::", 1)[-1])
+    path = ARTIFACTS / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -607,6 +607,65 @@ def serve(
     serve_platform(list(project or []), database_url, host, port, workers)
 
 
+admin_app = typer.Typer(help="Staff accounts of the platform's admin pages (/admin).", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+DatabaseOption = Annotated[
+    str | None, typer.Option(help="SQLAlchemy URL of the platform database. Default: $C2M_DATABASE_URL or ./c2m.db.")
+]
+
+
+def _admin_auth(database_url: str | None) -> Any:
+    from c2m.platform import Settings, make_engine, upgrade
+    from c2m.platform._auth import AdminAuth
+
+    url = database_url or Settings().database_url
+    engine = make_engine(url)
+    upgrade(engine)
+    return AdminAuth(engine)
+
+
+@admin_app.command("add-user")
+def admin_add_user(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="admin (everything) or analyst (dashboard, estimate, simulator).")] = (
+        "analyst"
+    ),
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create a staff account (the password is asked for twice, or read from stdin; never echoed nor logged)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    _admin_auth(database_url).add_user(username, password, role)
+    console.print(f"added {role} {escape(username)}")
+
+
+@admin_app.command("set-password")
+def admin_set_password(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Change a staff password and end that account's sessions."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    _admin_auth(database_url).set_password(username, password)
+    console.print(f"password of {escape(username)} changed; its sessions are ended")
+
+
+@admin_app.command("users")
+def admin_users(database_url: DatabaseOption = None) -> None:
+    """List staff accounts."""
+    table = Table("user", "role")
+    for name, role in _admin_auth(database_url).users():
+        table.add_row(escape(name), role)
+    console.print(table)
+
+
 @app.command("signals")
 def signals_command(
     market: Annotated[Path, typer.Option(help="Market folder (persons.parquet, events/), e.g. from `c2m generate`.")],

@@ -35,7 +35,7 @@ def test_serve_creates_the_database_and_serves_the_booking_api(tmp_path: Path) -
                 assert time.monotonic() < deadline, "server did not start within 60 s"
                 time.sleep(0.3)
         assert health.status_code == 200
-        projects = httpx.get(f"http://127.0.0.1:{port}/api/projects", timeout=5).json()
+        projects = httpx.get(f"http://127.0.0.1:{port}/api/v1/projects", timeout=5).json()
         assert projects and database.exists()
     finally:
         process.terminate()

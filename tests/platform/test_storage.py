@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.pool import NullPool
+from tests.platform._person import verified
 
 from c2m.domain import Project
 from c2m.platform import (
@@ -20,8 +21,10 @@ from c2m.platform import (
     PlatformError,
     Settings,
     current_revision,
+    head_revision,
     init_db,
     make_engine,
+    person_hash,
     seed,
     upgrade,
 )
@@ -32,7 +35,10 @@ PROJECT = "swap-city-ev"
 
 TODAY = date.today()
 TOMORROW = TODAY + timedelta(days=1)
-TABLES = {"project", "store", "slot", "booking", "benefit", "benefit_claim"}
+TABLES = {
+    "project", "store", "slot", "booking", "benefit", "benefit_claim", "admin_user", "admin_session", "job",
+    "login_code", "code_outbox", "person_session", "service_slot", "service_appointment",
+}
 
 
 def _counts(engine: Engine) -> dict[str, int]:
@@ -68,10 +74,10 @@ def test_migrations_create_the_schema_and_are_idempotent(db_url: str) -> None:
         assert current_revision(engine) is None
         assert not TABLES & set(inspect(engine).get_table_names())
         upgrade(engine)
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == head_revision()
         assert set(inspect(engine).get_table_names()) >= TABLES
         upgrade(engine)  # a second run is a no-op
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == head_revision()
         with engine.connect() as conn:  # the migration builds exactly what the models describe
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
@@ -135,7 +141,8 @@ def racing_platform(engine: Engine, settings: Settings) -> Iterator[Platform]:
 
 def test_forty_threads_race_for_five_seats(platform: Platform, racing_platform: Platform, engine: Engine) -> None:
     slot_id = _tomorrow_slots(platform)[0]
-    results, errors = _race(40, lambda i: racing_platform.book(PROJECT, slot_id, f"1390000{i:04d}"))
+    people = [verified(platform, f"1390000{i:04d}") for i in range(40)]
+    results, errors = _race(40, lambda i: racing_platform.book(PROJECT, slot_id, people[i]))
     assert len(results) == 5
     assert len(errors) == 35
     assert all(isinstance(e, ConflictError) and e.code == "slot_full" and e.status == 409 for e in errors), errors
@@ -146,7 +153,8 @@ def test_forty_threads_race_for_five_seats(platform: Platform, racing_platform: 
 
 
 def test_forty_threads_race_for_a_benefit_quota_of_five(platform: Platform, racing_platform: Platform) -> None:
-    results, errors = _race(40, lambda i: racing_platform.claim(PROJECT, "charging-coupon", f"u{i}@example.cn"))
+    people = [verified(platform, f"u{i}@example.cn") for i in range(40)]
+    results, errors = _race(40, lambda i: racing_platform.claim(PROJECT, "charging-coupon", people[i]))
     assert len(results) == 5
     assert all(isinstance(e, ConflictError) and e.code == "quota_exhausted" for e in errors), errors
     benefit = {b.code: b for b in platform.benefits(PROJECT)}["charging-coupon"]
@@ -155,45 +163,52 @@ def test_forty_threads_race_for_a_benefit_quota_of_five(platform: Platform, raci
 
 def test_one_person_racing_for_many_slots_gets_one(platform: Platform, racing_platform: Platform) -> None:
     slots = _tomorrow_slots(platform, "BEI-001") + _tomorrow_slots(platform, "BEI-002")
-    results, errors = _race(len(slots), lambda i: racing_platform.book(PROJECT, slots[i], "+86 138-0013-8000"))
+    me = verified(platform, "+86 138-0013-8000")
+    results, errors = _race(len(slots), lambda i: racing_platform.book(PROJECT, slots[i], me))
     assert len(results) == 1
     assert all(isinstance(e, ConflictError) and e.code == "already_booked" for e in errors), errors
     assert sum(platform.slot(s).booked for s in slots) == 1  # the losers' increments were rolled back
 
 
 def test_one_claim_per_person_and_project(platform: Platform) -> None:
-    platform.claim(PROJECT, "charging-coupon", "a@example.cn")
+    me = verified(platform, "a@example.cn")
+    platform.claim(PROJECT, "charging-coupon", me)
+    assert person_hash("A@Example.cn ") == me.hash  # the same person, written differently
     with pytest.raises(ConflictError) as info:
-        platform.claim(PROJECT, "rent-waiver", "A@Example.cn ")
+        platform.claim(PROJECT, "rent-waiver", me)
     assert info.value.code == "already_claimed"
     granted = {b.code: b.granted for b in platform.benefits(PROJECT)}
     assert granted == {"charging-coupon": 1, "rent-waiver": 0}
     with pytest.raises(NotFoundError):
-        platform.claim(PROJECT, "free-car", "b@example.cn")
+        platform.claim(PROJECT, "free-car", verified(platform, "b@example.cn"))
 
 
 def test_cancel_frees_the_seat_and_allows_a_new_booking(platform: Platform) -> None:
     a, b = _tomorrow_slots(platform)[:2]
-    booking = platform.book(PROJECT, a, "13800138000")
+    me = verified(platform, "13800138000")
+    booking = platform.book(PROJECT, a, me)
     assert platform.slot(a).booked == 1
+    assert person_hash("138 0013 8000", platform.settings.contact_salt) == me.hash  # written differently
     with pytest.raises(ConflictError):
-        platform.book(PROJECT, b, "138 0013 8000")  # the same person, written differently
-    cancelled = platform.cancel(PROJECT, booking.id)
+        platform.book(PROJECT, b, me)
+    with pytest.raises(NotFoundError):  # someone else cannot cancel it
+        platform.cancel(PROJECT, booking.id, verified(platform, "13900139000"))
+    cancelled = platform.cancel(PROJECT, booking.id, me)
     assert cancelled.status == "cancelled"
     assert platform.slot(a).booked == 0
     with pytest.raises(ConflictError) as info:
-        platform.cancel(PROJECT, booking.id)
+        platform.cancel(PROJECT, booking.id, me)
     assert info.value.code == "already_cancelled"
     assert platform.slot(a).booked == 0
-    again = platform.book(PROJECT, b, "13800138000")
+    again = platform.book(PROJECT, b, me)
     assert again.status == "booked" and platform.slot(b).booked == 1
 
 
 def test_rebook_moves_the_seat_atomically(platform: Platform) -> None:
     a, b, full = _tomorrow_slots(platform)[:3]
     for i in range(5):
-        platform.book(PROJECT, full, f"1370000{i:04d}")
-    booking = platform.book(PROJECT, a, "13800138000")
+        platform.book(PROJECT, full, verified(platform, f"1370000{i:04d}"))
+    booking = platform.book(PROJECT, a, verified(platform, "13800138000"))
     # to a full slot: refused, and nothing moved
     with pytest.raises(ConflictError) as info:
         platform.rebook(PROJECT, booking.id, full)
@@ -221,16 +236,18 @@ def test_past_and_unknown_slots_are_refused(platform: Platform, engine: Engine) 
         session.add(past)
         session.flush()
         past_id = past.id
+    me = verified(platform, "13800138000")
     with pytest.raises(ConflictError) as info:
-        platform.book(PROJECT, past_id, "13800138000")
+        platform.book(PROJECT, past_id, me)
     assert info.value.code == "slot_past"
     assert platform.slot(past_id).booked == 0
     with pytest.raises(NotFoundError):
-        platform.book(PROJECT, 10**9, "13800138000")
+        platform.book(PROJECT, 10**9, me)
     with pytest.raises(NotFoundError):
-        platform.book("no-such-project", past_id, "13800138000")
-    with pytest.raises(InvalidError):
-        platform.book(PROJECT, past_id, "call me")
+        platform.book("no-such-project", past_id, me)
+    with pytest.raises(InvalidError) as invalid:
+        platform.identity_request_code("call me")
+    assert invalid.value.field == "contact"
 
 
 def test_capacity_is_also_a_database_constraint(platform: Platform, engine: Engine) -> None:
@@ -251,14 +268,14 @@ def test_errors_are_platform_errors_with_statuses() -> None:
 
 def test_twenty_threads_cancelling_one_booking_free_one_seat(platform: Platform, racing_platform: Platform) -> None:
     a, b = _tomorrow_slots(platform)[:2]
-    platform.book(PROJECT, a, "13600000000")  # a second seat in the slot that must stay taken
-    booking = platform.book(PROJECT, a, "13800138000")
+    platform.book(PROJECT, a, verified(platform, "13600000000"))  # a second seat in the slot that must stay taken
+    booking = platform.book(PROJECT, a, verified(platform, "13800138000"))
     results, errors = _race(20, lambda i: racing_platform.cancel(PROJECT, booking.id))
     assert len(results) == 1
     assert all(isinstance(e, ConflictError) and e.code == "already_cancelled" for e in errors), errors
     assert platform.slot(a).booked == 1
     # and racing rebooks of one booking move it once
-    moving = platform.book(PROJECT, a, "13900000000")
+    moving = platform.book(PROJECT, a, verified(platform, "13900000000"))
     results, errors = _race(20, lambda i: racing_platform.rebook(PROJECT, moving.id, b))
     assert len(results) == 1 and all(isinstance(e, ConflictError) for e in errors), errors
     assert (platform.slot(a).booked, platform.slot(b).booked) == (1, 1)

@@ -51,10 +51,20 @@ def platform(engine: Engine, survey_settings: Settings) -> Platform:
     return Platform(engine, survey_settings)
 
 
+def _as_analyst(client: TestClient) -> TestClient:
+    """Sign ``client`` in as an analyst: the survey downloads are for staff."""
+    auth = client.app.state.admin_auth  # type: ignore[attr-defined]
+    if ("survey-analyst", "analyst") not in auth.users():
+        auth.add_user("survey-analyst", "analyst password 2026", "analyst")
+    r = client.post("/api/v1/admin/login", json={"username": "survey-analyst", "password": "analyst password 2026"})
+    client.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    return client
+
+
 @pytest.fixture
 def client(survey_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(survey_settings)) as client:
-        yield client
+        yield _as_analyst(client)
 
 
 def _error(response: httpx.Response, status: int, field: str) -> dict[str, Any]:
@@ -90,7 +100,7 @@ def test_the_design_is_seeded_once_and_the_same_on_every_seed(
 
 # ---------------------------------------------------------------------- API
 def test_a_respondent_completes_the_survey_through_the_api(client: TestClient, project: Project) -> None:
-    r = client.post(f"/api/projects/{PROJECT}/survey/start", json={"lang": "en", "screening": QUALIFIED})
+    r = client.post(f"/api/v1/projects/{PROJECT}/survey/start", json={"lang": "en", "screening": QUALIFIED})
     assert r.status_code == 201, r.text
     state = r.json()
     token = state["token"]
@@ -104,7 +114,7 @@ def test_a_respondent_completes_the_survey_through_the_api(client: TestClient, p
         assert task["concepts"][0]["labels"]["sunroof"] in ("No sunroof", "Panoramic sunroof")
         choice: int | str = "none" if task["task"] == 2 else 1 + task["task"] % 3
         r = client.post(
-            f"/api/projects/{PROJECT}/survey/{token}/answers", json={"task": task["task"], "choice": choice}
+            f"/api/v1/projects/{PROJECT}/survey/{token}/answers", json={"task": task["task"], "choice": choice}
         )
         assert r.status_code == 201, r.text
         assert r.json()["repeated"] is False and r.json()["seconds"] >= 0
@@ -112,11 +122,11 @@ def test_a_respondent_completes_the_survey_through_the_api(client: TestClient, p
         state = r.json()["next"]
     assert seen == [(t, t in (3, 8)) for t in range(1, 9)]
     assert state["step"] == "profile"
-    r = client.post(f"/api/projects/{PROJECT}/survey/{token}/profile", json=PROFILE)
+    r = client.post(f"/api/v1/projects/{PROJECT}/survey/{token}/profile", json=PROFILE)
     assert r.status_code == 200, r.text
     assert r.json()["step"] == "done" and r.json()["status"] == "done"
 
-    r = client.get(f"/api/projects/{PROJECT}/survey/responses.csv")
+    r = client.get(f"/api/v1/projects/{PROJECT}/survey/responses.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     responses = pl.read_csv(io.BytesIO(r.content))
     assert responses.height == 8 * 4
@@ -126,64 +136,64 @@ def test_a_respondent_completes_the_survey_through_the_api(client: TestClient, p
     chosen = responses.filter(pl.col("chosen") == 1).sort("task")
     assert chosen["alt"].to_list() == [1 + t % 3 if t != 2 else 4 for t in range(1, 9)]
     assert chosen.filter(pl.col("task") == 2)["is_none"].to_list() == [True]
-    people = pl.read_csv(io.BytesIO(client.get(f"/api/projects/{PROJECT}/survey/respondents.csv").content))
+    people = pl.read_csv(io.BytesIO(client.get(f"/api/v1/projects/{PROJECT}/survey/respondents.csv").content))
     row = people.row(0, named=True)
     assert (row["city"], row["daily_km"], row["home_charging"], row["current_car"]) == tuple(PROFILE.values())
     assert row["status"] == "done" and row["lang"] == "en" and row["n_answers"] == 8
-    quality = client.get(f"/api/projects/{PROJECT}/survey/quality").json()
+    quality = client.get(f"/api/v1/projects/{PROJECT}/survey/quality").json()
     assert quality["finished"] == 1 and quality["straight_liners"] == []
 
 
 def test_resume_and_answering_a_task_twice(client: TestClient) -> None:
-    token = client.post(f"/api/projects/{PROJECT}/survey/start", json={"screening": QUALIFIED}).json()["token"]
+    token = client.post(f"/api/v1/projects/{PROJECT}/survey/start", json={"screening": QUALIFIED}).json()["token"]
     for task in (1, 2, 3):
-        r = client.post(f"/api/projects/{PROJECT}/survey/{token}/answers", json={"task": task, "choice": 2})
+        r = client.post(f"/api/v1/projects/{PROJECT}/survey/{token}/answers", json={"task": task, "choice": 2})
         assert r.status_code == 201, r.text
     # resume: a new client with only the token lands on task 4, in the language chosen at the start
     with TestClient(client.app) as other:
-        state = other.get(f"/api/projects/{PROJECT}/survey/{token}/next").json()
+        state = other.get(f"/api/v1/projects/{PROJECT}/survey/{token}/next").json()
     assert state["step"] == "task" and state["task"]["task"] == 4 and state["answered"] == 3
     assert state["lang"] == "zh" and state["task"]["none_label"] == "以上都不选：我不会购买"
     # the same answer again is acknowledged and changes nothing
-    r = client.post(f"/api/projects/{PROJECT}/survey/{token}/answers", json={"task": 2, "choice": "2"})
+    r = client.post(f"/api/v1/projects/{PROJECT}/survey/{token}/answers", json={"task": 2, "choice": "2"})
     assert r.status_code == 200 and r.json()["repeated"] is True
     # a different answer to an answered task is refused: the first answer stands
-    body = _error(client.post(f"/api/projects/{PROJECT}/survey/{token}/answers", json={"task": 2, "choice": 3}),
+    body = _error(client.post(f"/api/v1/projects/{PROJECT}/survey/{token}/answers", json={"task": 2, "choice": 3}),
                   409, "task")
     assert body["code"] == "already_answered"
     # skipping ahead is refused
-    body = _error(client.post(f"/api/projects/{PROJECT}/survey/{token}/answers", json={"task": 6, "choice": 1}),
+    body = _error(client.post(f"/api/v1/projects/{PROJECT}/survey/{token}/answers", json={"task": 6, "choice": 1}),
                   409, "task")
     assert body["code"] == "not_current_task"
-    state = client.get(f"/api/projects/{PROJECT}/survey/{token}/next").json()
+    state = client.get(f"/api/v1/projects/{PROJECT}/survey/{token}/next").json()
     assert state["answered"] == 3 and state["task"]["task"] == 4
 
 
 def test_bad_input_is_a_4xx_naming_the_field(client: TestClient) -> None:
-    start = f"/api/projects/{PROJECT}/survey/start"
+    start = f"/api/v1/projects/{PROJECT}/survey/start"
     _error(client.post(start, json={"screening": {"adult": True}}), 422, "screening.buys_within_24m")
     _error(client.post(start, json={"screening": {"adult": "maybe", "buys_within_24m": True}}), 422, "screening.adult")
     _error(client.post(start, json={"lang": "fr", "screening": QUALIFIED}), 422, "lang")
     token = client.post(start, json={"screening": QUALIFIED}).json()["token"]
-    answers = f"/api/projects/{PROJECT}/survey/{token}/answers"
+    answers = f"/api/v1/projects/{PROJECT}/survey/{token}/answers"
     _error(client.post(answers, json={"task": 1, "choice": 4}), 422, "choice")  # 3 concepts + None
     _error(client.post(answers, json={"task": 1, "choice": 0}), 422, "choice")
     _error(client.post(answers, json={"task": 1, "choice": "best"}), 422, "choice")
     _error(client.post(answers, json={"task": 1}), 422, "choice")
     _error(client.post(answers, json={"task": 99, "choice": 1}), 404, "task")
     _error(client.post(answers, json={"task": "one", "choice": 1}), 422, "task")
-    _error(client.post(f"/api/projects/{PROJECT}/survey/nope/answers", json={"task": 1, "choice": 1}), 404, "token")
-    _error(client.get(f"/api/projects/{PROJECT}/survey/nope/next"), 404, "token")
-    body = _error(client.post(f"/api/projects/{PROJECT}/survey/{token}/profile", json=PROFILE), 409, "profile")
+    _error(client.post(f"/api/v1/projects/{PROJECT}/survey/nope/answers", json={"task": 1, "choice": 1}), 404, "token")
+    _error(client.get(f"/api/v1/projects/{PROJECT}/survey/nope/next"), 404, "token")
+    body = _error(client.post(f"/api/v1/projects/{PROJECT}/survey/{token}/profile", json=PROFILE), 409, "profile")
     assert "task 1" in body["message"]
-    profile = f"/api/projects/{PROJECT}/survey/{token}/profile"
+    profile = f"/api/v1/projects/{PROJECT}/survey/{token}/profile"
     _error(client.post(profile, json={**PROFILE, "daily_km": -5}), 422, "daily_km")
     _error(client.post(profile, json={**PROFILE, "home_charging": "maybe"}), 422, "home_charging")
     _error(client.post(profile, json={**PROFILE, "current_car": None}), 422, "current_car")
-    r = client.post("/api/projects/nope/survey/start", json={"screening": QUALIFIED})
+    r = client.post("/api/v1/projects/nope/survey/start", json={"screening": QUALIFIED})
     assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
     # nothing half-written: the respondent has no answers, the profile is empty
-    assert client.get(f"/api/projects/{PROJECT}/survey/{token}/next").json()["answered"] == 0
+    assert client.get(f"/api/v1/projects/{PROJECT}/survey/{token}/next").json()["answered"] == 0
 
 
 def test_service_validation(platform: Platform) -> None:
@@ -352,7 +362,8 @@ def test_exported_responses_go_straight_into_estimate(
 
     # the downloaded CSV goes straight into `c2m estimate` and gives the same model
     with TestClient(create_app(survey_settings, migrate=False)) as client:
-        download = client.get(f"/api/projects/{PROJECT}/survey/responses.csv")
+        assert client.get(f"/api/v1/projects/{PROJECT}/survey/responses.csv").status_code == 401  # staff only
+        download = _as_analyst(client).get(f"/api/v1/projects/{PROJECT}/survey/responses.csv")
     assert download.status_code == 200
     (tmp_path / "responses.csv").write_bytes(download.content)
     result = run_c2m("estimate", "--responses", str(tmp_path / "responses.csv"), "--out", str(tmp_path / "model.json"))
@@ -399,9 +410,9 @@ def test_the_pages_walk_a_respondent_through_and_resume(client: TestClient, surv
     r = client.post(f"{url}/profile?lang=en", data={**bad, "daily_km": "40"})
     assert r.status_code == 200 and "Thank you!" in r.text
     token = client.cookies[cookie_name(PROJECT)]
-    state = client.get(f"/api/projects/{PROJECT}/survey/{token}/next").json()
+    state = client.get(f"/api/v1/projects/{PROJECT}/survey/{token}/next").json()
     assert state["step"] == "done" and state["answered"] == 8
-    responses = pl.read_csv(io.BytesIO(client.get(f"/api/projects/{PROJECT}/survey/responses.csv").content))
+    responses = pl.read_csv(io.BytesIO(client.get(f"/api/v1/projects/{PROJECT}/survey/responses.csv").content))
     chosen = responses.filter(pl.col("chosen") == 1).sort("task")
     assert chosen["alt"].to_list() == [2] + [4] * 7
 

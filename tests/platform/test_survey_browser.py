@@ -14,6 +14,7 @@ import httpx
 import polars as pl
 import pytest
 from tests.conftest import c2m_command
+from tests.platform._staff import add_staff, staff_token
 
 PROJECT = "swap-city-ev"
 N_TASKS = 4
@@ -74,7 +75,7 @@ def server(db_url: str) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
-def test_a_person_completes_the_survey_on_a_phone(server: str, page, lang: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_person_completes_the_survey_on_a_phone(server: str, db_url: str, page, lang: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     t = TEXT[lang]
     page.goto(f"{server}/survey/{PROJECT}?lang={lang}")
     assert page.locator("html").get_attribute("lang") == ("zh-CN" if lang == "zh" else "en")
@@ -115,11 +116,17 @@ def test_a_person_completes_the_survey_on_a_phone(server: str, page, lang: str, 
     page.screenshot(path=str(tmp_path / f"survey-{lang}.png"), full_page=True)
     assert (tmp_path / f"survey-{lang}.png").stat().st_size > 1000
 
-    responses = pl.read_csv(io.BytesIO(httpx.get(f"{server}/api/projects/{PROJECT}/survey/responses.csv").content))
+    add_staff(db_url)
+    staff = {"Authorization": f"Bearer {staff_token(server)}"}  # the downloads are for staff
+    responses = pl.read_csv(io.BytesIO(
+        httpx.get(f"{server}/api/v1/projects/{PROJECT}/survey/responses.csv", headers=staff).content
+    ))
     chosen = responses.filter(pl.col("chosen") == 1).sort("task")
     assert chosen["alt"].to_list() == [2, 4, 3, 3] and chosen["is_none"].to_list() == [False, True, False, False]
     assert chosen["holdout"].to_list() == [False, False, False, True]
-    people = pl.read_csv(io.BytesIO(httpx.get(f"{server}/api/projects/{PROJECT}/survey/respondents.csv").content))
+    people = pl.read_csv(io.BytesIO(
+        httpx.get(f"{server}/api/v1/projects/{PROJECT}/survey/respondents.csv", headers=staff).content
+    ))
     person = people.row(0, named=True)
     assert (person["status"], person["lang"], person["city"], person["daily_km"]) == ("done", lang, "Shanghai", 25)
     assert (person["home_charging"], person["current_car"]) == ("yes", "electric")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Form, Query, Request
+from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -19,9 +19,18 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ._admin_orders_web import add_admin_order_routes
+from ._admin_web import add_admin_routes
+from ._aftersales_web import add_aftersales_routes
+from ._api_errors import ERROR_RESPONSES
+from ._benefits_web import add_benefit_routes
 from ._db import init_db, make_engine
 from ._errors import PlatformError
 from ._i18n import HTML_LANG, pick_lang, translator
+from ._identity import Person
+from ._identity_web import add_identity_routes, api_person, cookie_person, page_person
+from ._jobs import fail_interrupted
+from ._personal_data_web import add_personal_data_routes
 from ._preorders_web import add_preorder_routes
 from ._service import BenefitView, BookingView, Platform, SlotView
 from ._settings import Settings
@@ -32,15 +41,10 @@ _HERE = Path(__file__).parent
 
 class BookingIn(BaseModel):
     slot_id: int = Field(ge=1)
-    contact: str = Field(min_length=3, max_length=200, description="mobile number or e-mail")
 
 
 class RebookIn(BaseModel):
     slot_id: int = Field(ge=1)
-
-
-class ClaimIn(BaseModel):
-    contact: str = Field(min_length=3, max_length=200)
 
 
 def _slot_json(s: SlotView) -> dict[str, Any]:
@@ -86,14 +90,17 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     """The web application on ``settings.database_url``; migrates and seeds it first unless ``migrate=False``."""
     settings = Settings() if settings is None else settings
     engine = init_db(settings.database_url, settings) if migrate else make_engine(settings.database_url)
+    if migrate:
+        fail_interrupted(engine)
     platform = Platform(engine, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        _app.state.jobs.shutdown()
         engine.dispose()
 
-    app = FastAPI(title="c2m platform", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="c2m platform", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.platform = platform
     app.state.settings = settings
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
@@ -131,50 +138,52 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "projects": [p.name for p in platform.projects()]}
 
-    @app.get("/api/projects")
+    @app.get("/api/v1/projects")
     def projects() -> list[dict[str, Any]]:
         return [{"name": p.name, "product": p.product, "description": p.description} for p in platform.projects()]
 
-    @app.get("/api/projects/{project}/cities")
+    @app.get("/api/v1/projects/{project}/cities")
     def cities(project: str) -> list[dict[str, Any]]:
         return [{"city": c, "stores": n} for c, n in platform.cities(project)]
 
-    @app.get("/api/projects/{project}/stores")
+    @app.get("/api/v1/projects/{project}/stores")
     def stores(project: str, city: str | None = None) -> list[dict[str, Any]]:
         return [
             {"id": s.code, "city": s.city, "lat": s.lat, "lon": s.lon, "kind": s.kind}
             for s in platform.stores(project, city)
         ]
 
-    @app.get("/api/projects/{project}/slots")
+    @app.get("/api/v1/projects/{project}/slots")
     def slots(
         project: str, store: Annotated[str, Query(min_length=1)], day: date | None = None
     ) -> list[dict[str, Any]]:
         return [_slot_json(s) for s in platform.slots(project, store, day)]
 
-    @app.post("/api/projects/{project}/bookings", status_code=201)
-    def book(project: str, body: BookingIn) -> dict[str, Any]:
-        return _booking_json(platform.book(project, body.slot_id, body.contact))
+    @app.post("/api/v1/projects/{project}/bookings", status_code=201)
+    def book(project: str, body: BookingIn, person: Annotated[Person, Depends(api_person)]) -> dict[str, Any]:
+        return _booking_json(platform.book(project, body.slot_id, person))
 
-    @app.get("/api/projects/{project}/bookings/{booking_id}")
-    def booking(project: str, booking_id: str) -> dict[str, Any]:
-        return _booking_json(platform.booking(project, booking_id))
+    @app.get("/api/v1/projects/{project}/bookings/{booking_id}")
+    def booking(project: str, booking_id: str, person: Annotated[Person, Depends(api_person)]) -> dict[str, Any]:
+        return _booking_json(platform.booking(project, booking_id, person))
 
-    @app.post("/api/projects/{project}/bookings/{booking_id}/cancel")
-    def cancel(project: str, booking_id: str) -> dict[str, Any]:
-        return _booking_json(platform.cancel(project, booking_id))
+    @app.post("/api/v1/projects/{project}/bookings/{booking_id}/cancel")
+    def cancel(project: str, booking_id: str, person: Annotated[Person, Depends(api_person)]) -> dict[str, Any]:
+        return _booking_json(platform.cancel(project, booking_id, person))
 
-    @app.post("/api/projects/{project}/bookings/{booking_id}/rebook", status_code=201)
-    def rebook(project: str, booking_id: str, body: RebookIn) -> dict[str, Any]:
-        return _booking_json(platform.rebook(project, booking_id, body.slot_id))
+    @app.post("/api/v1/projects/{project}/bookings/{booking_id}/rebook", status_code=201)
+    def rebook(
+        project: str, booking_id: str, body: RebookIn, person: Annotated[Person, Depends(api_person)]
+    ) -> dict[str, Any]:
+        return _booking_json(platform.rebook(project, booking_id, body.slot_id, person))
 
-    @app.get("/api/projects/{project}/benefits")
+    @app.get("/api/v1/projects/{project}/benefits")
     def benefits(project: str) -> list[dict[str, Any]]:
         return [_benefit_json(b) for b in platform.benefits(project)]
 
-    @app.post("/api/projects/{project}/benefits/{benefit}/claims", status_code=201)
-    def claim(project: str, benefit: str, body: ClaimIn) -> dict[str, Any]:
-        c = platform.claim(project, benefit, body.contact)
+    @app.post("/api/v1/projects/{project}/benefits/{benefit}/claims", status_code=201)
+    def claim(project: str, benefit: str, person: Annotated[Person, Depends(api_person)]) -> dict[str, Any]:
+        c = platform.claim(project, benefit, person)
         return {
             "id": c.id,
             "project": c.project,
@@ -194,7 +203,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         return templates.TemplateResponse(
             request,
             name,
-            {"lang": lang, "html_lang": HTML_LANG[lang], "t": translator(lang), "switch_url": switch_url, **context},
+            {"lang": lang, "html_lang": HTML_LANG[lang], "t": translator(lang), "switch_url": switch_url,
+             "signed_in": cookie_person(request) is not None, **context},
             status_code=status,
         )
 
@@ -230,28 +240,37 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     @app.post("/book/{project}", include_in_schema=False)
     def book_submit(
-        request: Request, project: str, slot_id: Annotated[int, Form()], contact: Annotated[str, Form()]
+        request: Request, project: str, slot_id: Annotated[int, Form()], person: Annotated[Person, Depends(page_person)]
     ) -> Response:
         lang = pick_lang(
             request.query_params.get("lang"), request.headers.get("accept-language"), settings.default_lang
         )
-        b = platform.book(project, slot_id, contact)
+        b = platform.book(project, slot_id, person)
         return RedirectResponse(f"/book/{project}/bookings/{b.id}?lang={lang}", status_code=303)
 
     @app.get("/book/{project}/bookings/{booking_id}", response_class=HTMLResponse, include_in_schema=False)
-    def confirmation(request: Request, project: str, booking_id: str) -> HTMLResponse:
-        return page(
-            request, "confirm.html", project=platform.project(project), booking=platform.booking(project, booking_id)
-        )
+    def confirmation(
+        request: Request, project: str, booking_id: str, person: Annotated[Person, Depends(page_person)]
+    ) -> HTMLResponse:
+        booking = platform.booking(project, booking_id, person)
+        return page(request, "confirm.html", project=platform.project(project), booking=booking)
 
     @app.post("/book/{project}/bookings/{booking_id}/cancel", include_in_schema=False)
-    def cancel_submit(request: Request, project: str, booking_id: str) -> Response:
+    def cancel_submit(
+        request: Request, project: str, booking_id: str, person: Annotated[Person, Depends(page_person)]
+    ) -> Response:
         lang = pick_lang(
             request.query_params.get("lang"), request.headers.get("accept-language"), settings.default_lang
         )
-        platform.cancel(project, booking_id)
+        platform.cancel(project, booking_id, person)
         return RedirectResponse(f"/book/{project}/bookings/{booking_id}?lang={lang}", status_code=303)
 
+    add_admin_routes(app, platform, page)
+    add_admin_order_routes(app, platform, page)
+    add_identity_routes(app, platform, page)
+    add_aftersales_routes(app, platform, page)
+    add_benefit_routes(app, platform, page)
+    add_personal_data_routes(app, platform, page)
     add_survey_routes(app, platform, page)
     add_preorder_routes(app, platform, page)
     return app
@@ -277,7 +296,9 @@ def serve(project_files: list[Path], database_url: str | None, host: str, port: 
     if database_url:
         overrides["database_url"] = database_url
     settings = Settings(**overrides)
-    init_db(settings.database_url, settings).dispose()
+    engine = init_db(settings.database_url, settings)
+    fail_interrupted(engine)  # before any worker starts: jobs left running by a previous server are dead
+    engine.dispose()
     if workers <= 1:
         uvicorn.run(create_app(settings, migrate=False), host=host, port=port, log_level="info")
         return

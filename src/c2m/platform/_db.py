@@ -94,6 +94,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(_alembic_config(engine, connection), revision)
 
 
+def head_revision() -> str:
+    """The newest migration shipped with the package."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(files("c2m.platform").joinpath("migrations")))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
 def current_revision(engine: Engine) -> str | None:
     """The Alembic revision the database is at (None for an empty database)."""
     from alembic.runtime.migration import MigrationContext
@@ -122,7 +134,8 @@ def local_today(settings: Settings) -> date:
 def seed_project(
     session: Session, project: Project, settings: Settings, benefits: Sequence[BenefitSpec], today: date
 ) -> ProjectRow:
-    """Insert what is missing of ``project``: its row, stores, slots for the coming days, benefits, survey design."""
+    """Insert what is missing of ``project``: its row, stores, test-drive and service slots for the coming days,
+    benefits, survey design."""
     row = session.scalar(select(ProjectRow).where(ProjectRow.name == project.name))
     if row is None:
         row = ProjectRow(name=project.name, product=project.product.name, description=project.description)
@@ -161,6 +174,9 @@ def seed_project(
         ]
         if missing:
             session.execute(insert(SlotRow), missing)
+    from ._aftersales import seed_service_slots  # here: _aftersales imports this module
+
+    seed_service_slots(session, stores.values(), settings, today)
     codes = set(session.scalars(select(BenefitRow.code).where(BenefitRow.project_id == row.id)))
     session.add_all(
         BenefitRow(project_id=row.id, code=b.code, name=b.name, name_zh=b.name_zh, quota=b.quota, granted=0)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ._admin_i18n import ADMIN_MESSAGES
+from ._person_i18n import PERSON_MESSAGES
+
 LANGS = ("zh", "en")
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 
@@ -12,7 +15,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "step_city": {"en": "1. Choose your city", "zh": "1. 选择城市"},
     "step_store": {"en": "2. Choose a store", "zh": "2. 选择门店"},
     "step_day": {"en": "3. Choose a day", "zh": "3. 选择日期"},
-    "step_slot": {"en": "4. Choose a time and leave your contact", "zh": "4. 选择时间并留下联系方式"},
+    "step_slot": {"en": "4. Choose a time", "zh": "4. 选择时间"},
     "city": {"en": "City", "zh": "城市"},
     "store": {"en": "Store", "zh": "门店"},
     "day": {"en": "Day", "zh": "日期"},
@@ -35,6 +38,20 @@ MESSAGES: dict[str, dict[str, str]] = {
     "error": {"en": "Sorry", "zh": "抱歉"},
     "benefits": {"en": "Early-purchase benefits", "zh": "早鸟购车权益"},
     "remaining": {"en": "{n} of {quota} left", "zh": "剩余 {n} / {quota}"},
+    "benefit_intro": {
+        "en": "The first applicants get these benefits when they buy. One benefit per person.",
+        "zh": "前若干名申请者购车时可享受以下权益，每人限领一项。",
+    },
+    "benefit_apply": {"en": "Apply", "zh": "申请"},
+    "benefit_sign_in": {"en": "Sign in to apply", "zh": "登录后申请"},
+    "benefit_yours": {"en": "Your benefit", "zh": "您已获得的权益"},
+    "benefit_exhausted": {"en": "All of this benefit have been given out.", "zh": "该权益已全部领完。"},
+    "benefit_already": {
+        "en": "You already have an early-purchase benefit; it is one per person.",
+        "zh": "您已领取过早鸟权益，每人限领一项。",
+    },
+    "benefit_next": {"en": "Pre-order your car", "zh": "预订您的车"},
+    "benefit_link": {"en": "Apply for an early-purchase benefit", "zh": "申请早鸟购车权益"},
     # ---------------------------------------------------------------- survey
     "survey_title": {"en": "Help us design your next car", "zh": "参与调研，共创您的下一台车"},
     "survey_intro": {
@@ -104,7 +121,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "选择您的配置并支付 {deposit} 可退定金，交付前可随时取消。",
     },
     "preorder_step_options": {"en": "1. Choose your car", "zh": "1. 选择配置"},
-    "preorder_step_contact": {"en": "2. Your contact", "zh": "2. 联系方式"},
     "variant": {"en": "Version and price", "zh": "版本与价格"},
     "colour": {"en": "Colour", "zh": "颜色"},
     "battery": {"en": "Battery", "zh": "电池"},
@@ -149,6 +165,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "支付未成功：{message} 未扣除任何费用，您可以重试。",
     },
 }
+
+
+MESSAGES |= ADMIN_MESSAGES
+MESSAGES |= PERSON_MESSAGES
 
 
 def pick_lang(query: str | None, accept_language: str | None, default: str = "zh") -> str:

@@ -307,3 +307,159 @@ class LocalChargeRow(Base):
     amount_fen: Mapped[int] = mapped_column(Integer)
     refund_of: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AdminUserRow(Base):
+    """A staff account of the admin pages: ``admin`` (everything) or ``analyst`` (read, estimate, simulate)."""
+
+    __tablename__ = "admin_user"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'analyst')", name="role_known"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200), doc="argon2id")
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AdminSessionRow(Base):
+    """A logged-in admin session: the cookie's token is stored only as its SHA-256."""
+
+    __tablename__ = "admin_session"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_user.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LoginAttemptRow(Base):
+    """A login attempt, for rate limiting by user name and by client address."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (
+        Index("ix_login_attempt_username_at", "username", "at"),
+        Index("ix_login_attempt_client_at", "client", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100))
+    client: Mapped[str] = mapped_column(String(100))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+JOB_STATES = ("queued", "running", "done", "failed")
+
+
+class JobRow(Base):
+    """A background job (``estimate``: a choice model on a project's survey answers) and its JSON result."""
+
+    __tablename__ = "job"
+    __table_args__ = (CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state_known"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LoginCodeRow(Base):
+    """A person's pending one-time code (one per person): only its hash, expiry, wrong tries and send throttle."""
+
+    __tablename__ = "login_code"
+    __table_args__ = (
+        CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
+        CheckConstraint("window_sends >= 1", name="window_sends_positive"),
+    )
+
+    person_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), doc="SHA-256 of person hash, purpose and code")
+    purpose: Mapped[str] = mapped_column(String(20))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, doc="wrong or right tries of this code")
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), doc="start of the hourly send window")
+    window_sends: Mapped[int] = mapped_column(Integer, doc="codes sent since window_start")
+
+
+class CodeOutboxRow(Base):
+    """The development code sender's outbox: the codes it 'sent', by the person's hash (never the contact)."""
+
+    __tablename__ = "code_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_hash: Mapped[str] = mapped_column(String(64), index=True)
+    code: Mapped[str] = mapped_column(String(6))
+    purpose: Mapped[str] = mapped_column(String(20))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PersonSessionRow(Base):
+    """A verified person's session: the bearer token or cookie is stored only as its SHA-256."""
+
+    __tablename__ = "person_session"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_hash: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ServiceSlotRow(Base):
+    """An after-sales slot of a store's service bays: ``booked`` of ``capacity`` bays taken (never more)."""
+
+    __tablename__ = "service_slot"
+    __table_args__ = (
+        UniqueConstraint("store_id", "start"),
+        CheckConstraint("booked >= 0 AND booked <= capacity", name="booked_within_capacity"),
+        CheckConstraint("capacity >= 0", name="capacity_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id", ondelete="CASCADE"), index=True)
+    start: Mapped[datetime] = mapped_column(DateTime(timezone=False), doc="store-local start time")
+    minutes: Mapped[int] = mapped_column(Integer)
+    capacity: Mapped[int] = mapped_column(Integer)
+    booked: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class ServiceAppointmentRow(Base):
+    """A maintenance or battery-service appointment; at most one ``booked`` row per person, project and kind."""
+
+    __tablename__ = "service_appointment"
+    __table_args__ = (
+        CheckConstraint("status IN ('booked', 'cancelled')", name="status_known"),
+        CheckConstraint("kind IN ('maintenance', 'battery_service')", name="kind_known"),
+        Index(
+            "uq_service_appointment_active_person",
+            "project_id",
+            "person_hash",
+            "kind",
+            unique=True,
+            sqlite_where=text("status = 'booked'"),
+            postgresql_where=text("status = 'booked'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    service_slot_id: Mapped[int] = mapped_column(ForeignKey("service_slot.id", ondelete="CASCADE"), index=True)
+    person_hash: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))
+    preorder_id: Mapped[str | None] = mapped_column(
+        ForeignKey("preorder.id", ondelete="SET NULL"), nullable=True, doc="the serviced car's pre-order"
+    )
+    status: Mapped[str] = mapped_column(String(16), default="booked")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    replaced_by: Mapped[str | None] = mapped_column(String(32), nullable=True)

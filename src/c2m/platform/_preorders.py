@@ -32,8 +32,9 @@ from c2m.errors import C2MError
 
 from ._db import read_session, write_session
 from ._errors import ConflictError, InvalidError, NotFoundError, PlatformError
+from ._identity import Person
 from ._models import OrderEventRow, PaymentRow, PreorderKeyRow, PreorderRow, ProjectRow
-from ._orders import CANCELLABLE, check_transition, record_event, transition
+from ._orders import CANCELLABLE, STATES, check_transition, record_event, transition
 from ._payments import PaymentProvider
 from ._settings import Settings
 
@@ -323,9 +324,11 @@ class PreorderService:
         self._catalogues[project] = catalogue
         return catalogue
 
-    def _order_row(self, session: Session, project: ProjectRow, order_id: str) -> PreorderRow:
+    def _order_row(
+        self, session: Session, project: ProjectRow, order_id: str, person: Person | None = None
+    ) -> PreorderRow:
         row = session.get(PreorderRow, order_id, populate_existing=True)
-        if row is None or row.project_id != project.id:
+        if row is None or row.project_id != project.id or (person is not None and row.person_hash != person.hash):
             raise NotFoundError(f"unknown pre-order {order_id!r} in project {project.name!r}", field="order")
         return row
 
@@ -343,9 +346,34 @@ class PreorderService:
             replayed,
         )
 
-    def preorder(self, project: str, order_id: str, replayed: bool = False) -> OrderView:
+    def preorder(
+        self, project: str, order_id: str, replayed: bool = False, person: Person | None = None
+    ) -> OrderView:
+        """A pre-order with its events and payments; with ``person``, only theirs (404 otherwise)."""
         with read_session(self.engine) as session:
-            return self._order_view(session, self._project(session, project), order_id, replayed)
+            p = self._project(session, project)
+            if person is not None:
+                self._order_row(session, p, order_id, person)
+            return self._order_view(session, p, order_id, replayed)
+
+    def preorders(self, project: str, state: str | None = None, limit: int = 200) -> list[OrderView]:
+        """The newest pre-orders of ``project`` (optionally in one ``state``), for staff; events left out."""
+        if state is not None and state not in STATES:
+            raise InvalidError(f"unknown state {state!r}; expected one of {', '.join(STATES)}", field="state")
+        with read_session(self.engine) as session:
+            p = self._project(session, project)
+            query = select(PreorderRow).where(PreorderRow.project_id == p.id)
+            if state is not None:
+                query = query.where(PreorderRow.state == state)
+            rows = session.scalars(query.order_by(PreorderRow.created_at.desc(), PreorderRow.id).limit(limit))
+            return [
+                OrderView(
+                    r.id, p.name, r.state, r.variant, r.colour, r.battery, r.ownership, r.rent_plan,
+                    r.price_fen / 100, r.deposit_fen / 100, _yuan(r.monthly_fee_fen), r.created_at, r.updated_at,
+                    (), (),
+                )
+                for r in rows
+            ]
 
     def _payment(self, order_id: str, kind: str) -> PaymentRow | None:
         with read_session(self.engine) as session:
@@ -375,17 +403,14 @@ class PreorderService:
         battery: str,
         ownership: str,
         rent_plan: str | None,
-        contact: str,
+        person: Person,
         actor: str = "customer",
     ) -> OrderView:
-        """Reserve a configuration under ``key``; the same key and request again return the same order
-        (``replayed=True``), the same key with another request is a `ConflictError` naming ``Idempotency-Key``."""
-        from ._service import person_hash
-
+        """Reserve a configuration for ``person`` under ``key``; the same key and request again return the same
+        order (``replayed=True``), the same key with another request is a `ConflictError` naming ``Idempotency-Key``."""
         key = check_key(key)
         choice = validate_choice(self.preorder_options(project), variant, colour, battery, ownership, rent_plan)
-        person = person_hash(contact, self.settings.contact_salt)
-        fingerprint = _fingerprint(project, person, choice)
+        fingerprint = _fingerprint(project, person.hash, choice)
         existing = self._replay(project, key, fingerprint)
         if existing is not None:
             return self.preorder(project, existing, replayed=True)
@@ -395,7 +420,7 @@ class PreorderService:
                 p = self._project(session, project)
                 session.add(
                     PreorderRow(
-                        id=order_id, project_id=p.id, person_hash=person, variant=choice.variant,
+                        id=order_id, project_id=p.id, person_hash=person.hash, variant=choice.variant,
                         colour=choice.colour, battery=choice.battery, ownership=choice.ownership,
                         rent_plan=choice.rent_plan, monthly_fee_fen=choice.monthly_fee_fen, price_fen=choice.price_fen,
                         deposit_fen=choice.deposit_fen, state="reserved",
@@ -413,13 +438,15 @@ class PreorderService:
         return self.preorder(project, order_id)
 
     # ------------------------------------------------------------------ transitions
-    def preorder_pay(self, project: str, order_id: str, actor: str = "customer") -> OrderView:
+    def preorder_pay(
+        self, project: str, order_id: str, actor: str = "customer", person: Person | None = None
+    ) -> OrderView:
         """Charge the deposit (idempotent: a paid order is returned as it is, never charged again).
 
         The provider is called with the key ``preorder:<id>:deposit``, so concurrent calls make one
         charge; a declined charge raises `PaymentError` (402) and leaves the order ``reserved``.
         """
-        view = self.preorder(project, order_id)
+        view = self.preorder(project, order_id, person=person)
         if view.deposit_paid:
             return self.preorder(project, order_id, replayed=True)
         check_transition(order_id, view.state, "deposit_paid")
@@ -465,7 +492,9 @@ class PreorderService:
         """confirmed -> delivered."""
         return self._advance(project, order_id, "delivered", actor, note or "delivered")
 
-    def preorder_cancel(self, project: str, order_id: str, actor: str = "customer", note: str = "") -> OrderView:
+    def preorder_cancel(
+        self, project: str, order_id: str, actor: str = "customer", note: str = "", person: Person | None = None
+    ) -> OrderView:
         """Cancel, and refund a paid deposit (cancelled -> refunded).
 
         A cancelled order whose refund failed is refunded by cancelling it again (the refund key
@@ -473,7 +502,7 @@ class PreorderService:
         """
         with write_session(self.engine) as session:
             p = self._project(session, project)
-            row = self._order_row(session, p, order_id)
+            row = self._order_row(session, p, order_id, person)
             state = row.state
             note = note or "cancelled"
             if state in CANCELLABLE and not transition(session, order_id, state, "cancelled", actor, note):

@@ -1,4 +1,4 @@
-"""Pre-order pages (``/preorder/{project}``) and JSON API (``/api/projects/{project}/preorders``).
+"""Pre-order pages (``/preorder/{project}``) and JSON API (``/api/v1/projects/{project}/preorders``).
 
 The pages are plain HTML forms: choose the car, then pay the deposit, then the confirmation.
 The choice form carries a one-off idempotency key, so submitting it twice (double click, back
@@ -11,18 +11,22 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Form, Header, Request
+from fastapi import Depends, FastAPI, Form, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from ._admin_web import AdminOnly
+from ._auth import AdminUser
 from ._errors import PlatformError
 from ._i18n import pick_lang, translator
+from ._identity import Person
+from ._identity_web import api_person, page_person
 from ._payments import PaymentError
 from ._preorders import Catalogue, OrderView
 from ._service import Platform
 from ._survey import level_label
 
-ORDER_FIELDS = ("variant", "colour", "battery", "ownership", "rent_plan", "contact")
+ORDER_FIELDS = ("variant", "colour", "battery", "ownership", "rent_plan")
 
 
 class PreorderIn(BaseModel):
@@ -31,12 +35,20 @@ class PreorderIn(BaseModel):
     battery: str = Field(min_length=1, max_length=50)
     ownership: str = Field(min_length=1, max_length=8, description="'buy' or 'rent'")
     rent_plan: str | None = Field(default=None, max_length=50, description="the rent plan when ownership is 'rent'")
-    contact: str = Field(min_length=3, max_length=200, description="mobile number or e-mail")
 
 
 class TransitionIn(BaseModel):
     actor: str = Field(default="staff", min_length=1, max_length=50)
     note: str = Field(default="", max_length=500)
+
+
+class StaffTransitionIn(BaseModel):
+    note: str = Field(default="", max_length=500, description="why, for the audit log")
+
+
+def staff_actor(user: AdminUser) -> str:
+    """How a staff member is named in an order's audit log."""
+    return f"staff:{user.username}"
 
 
 def catalogue_json(c: Catalogue) -> dict[str, Any]:
@@ -99,42 +111,51 @@ def add_preorder_routes(app: FastAPI, platform: Platform, page: Callable[..., HT
     """Register the pre-order JSON API and pages on ``app``."""
 
     # ------------------------------------------------------------------ JSON API
-    @app.get("/api/projects/{project}/preorders/options")
+    @app.get("/api/v1/projects/{project}/preorders/options")
     def preorder_options(project: str) -> dict[str, Any]:
         platform.project(project)
         return catalogue_json(platform.preorder_options(project))
 
-    @app.post("/api/projects/{project}/preorders", status_code=201)
+    @app.post("/api/v1/projects/{project}/preorders", status_code=201)
     def preorder_create(
         project: str,
         body: PreorderIn,
+        person: Annotated[Person, Depends(api_person)],
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
     ) -> Response:
-        o = platform.preorder_create(project, idempotency_key, **body.model_dump())
+        o = platform.preorder_create(project, idempotency_key, person=person, **body.model_dump())
         return JSONResponse(order_json(o), status_code=200 if o.replayed else 201)
 
-    @app.get("/api/projects/{project}/preorders/{order_id}")
-    def preorder_get(project: str, order_id: str) -> dict[str, Any]:
-        return order_json(platform.preorder(project, order_id))
+    @app.get("/api/v1/projects/{project}/preorders/{order_id}")
+    def preorder_get(project: str, order_id: str, person: Annotated[Person, Depends(api_person)]) -> dict[str, Any]:
+        return order_json(platform.preorder(project, order_id, person=person))
 
-    @app.post("/api/projects/{project}/preorders/{order_id}/deposit")
-    def preorder_pay(project: str, order_id: str) -> dict[str, Any]:
-        return order_json(platform.preorder_pay(project, order_id, actor="api"))
+    @app.post("/api/v1/projects/{project}/preorders/{order_id}/deposit")
+    def preorder_pay(project: str, order_id: str, person: Annotated[Person, Depends(api_person)]) -> dict[str, Any]:
+        return order_json(platform.preorder_pay(project, order_id, actor="api", person=person))
 
-    @app.post("/api/projects/{project}/preorders/{order_id}/confirm")
-    def preorder_confirm(project: str, order_id: str, body: TransitionIn | None = None) -> dict[str, Any]:
-        body = body or TransitionIn()
-        return order_json(platform.preorder_confirm(project, order_id, body.actor, body.note))
+    @app.post("/api/v1/projects/{project}/preorders/{order_id}/confirm")
+    def preorder_confirm(
+        project: str, order_id: str, user: AdminOnly, body: StaffTransitionIn | None = None
+    ) -> dict[str, Any]:
+        """Confirm a paid pre-order for production (staff with the admin role; the audit names them)."""
+        note = body.note if body else ""
+        return order_json(platform.preorder_confirm(project, order_id, staff_actor(user), note))
 
-    @app.post("/api/projects/{project}/preorders/{order_id}/deliver")
-    def preorder_deliver(project: str, order_id: str, body: TransitionIn | None = None) -> dict[str, Any]:
-        body = body or TransitionIn()
-        return order_json(platform.preorder_deliver(project, order_id, body.actor, body.note))
+    @app.post("/api/v1/projects/{project}/preorders/{order_id}/deliver")
+    def preorder_deliver(
+        project: str, order_id: str, user: AdminOnly, body: StaffTransitionIn | None = None
+    ) -> dict[str, Any]:
+        """Mark a confirmed pre-order delivered (staff with the admin role; the audit names them)."""
+        note = body.note if body else ""
+        return order_json(platform.preorder_deliver(project, order_id, staff_actor(user), note))
 
-    @app.post("/api/projects/{project}/preorders/{order_id}/cancel")
-    def preorder_cancel(project: str, order_id: str, body: TransitionIn | None = None) -> dict[str, Any]:
+    @app.post("/api/v1/projects/{project}/preorders/{order_id}/cancel")
+    def preorder_cancel(
+        project: str, order_id: str, person: Annotated[Person, Depends(api_person)], body: TransitionIn | None = None
+    ) -> dict[str, Any]:
         body = body or TransitionIn(actor="api")
-        return order_json(platform.preorder_cancel(project, order_id, body.actor, body.note))
+        return order_json(platform.preorder_cancel(project, order_id, body.actor, body.note, person=person))
 
     # ------------------------------------------------------------------ pages
     def lang_of(request: Request) -> str:
@@ -200,9 +221,11 @@ def add_preorder_routes(app: FastAPI, platform: Platform, page: Callable[..., HT
         }
         return page(request, "preorder_form.html", status=status, lang=lang, **context)
 
-    def order_page(request: Request, project: str, order_id: str, status: int = 200, **extra: Any) -> HTMLResponse:
+    def order_page(
+        request: Request, project: str, order_id: str, person: Person, status: int = 200, **extra: Any
+    ) -> HTMLResponse:
         lang = lang_of(request)
-        order = platform.preorder(project, order_id)
+        order = platform.preorder(project, order_id, person=person)
         context = {
             "project": platform.project(project),
             "order": order,
@@ -217,27 +240,29 @@ def add_preorder_routes(app: FastAPI, platform: Platform, page: Callable[..., HT
         return RedirectResponse(f"/preorder/{project}/orders/{order_id}?lang={lang}", status_code=303)
 
     @app.get("/preorder/{project}", response_class=HTMLResponse, include_in_schema=False)
-    def preorder_form(request: Request, project: str) -> HTMLResponse:
+    def preorder_form(
+        request: Request, project: str, person: Annotated[Person, Depends(page_person)]
+    ) -> HTMLResponse:
         return form_page(request, project)
 
     @app.post("/preorder/{project}", include_in_schema=False)
     def preorder_submit(
         request: Request,
         project: str,
+        person: Annotated[Person, Depends(page_person)],
         variant: Annotated[str, Form(max_length=100)] = "",
         colour: Annotated[str, Form(max_length=50)] = "",
         battery: Annotated[str, Form(max_length=50)] = "",
         plan: Annotated[str, Form(max_length=60)] = "",
-        contact: Annotated[str, Form(max_length=200)] = "",
         key: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
         platform.project(project)
-        values = {"variant": variant, "colour": colour, "battery": battery, "plan": plan, "contact": contact}
+        values = {"variant": variant, "colour": colour, "battery": battery, "plan": plan}
         ownership, _, rent_plan = plan.partition(":")
         try:
             order = platform.preorder_create(
                 project, key or None, variant=variant, colour=colour, battery=battery, ownership=ownership,
-                rent_plan=rent_plan or None, contact=contact,
+                rent_plan=rent_plan or None, person=person,
             )
         except PlatformError as exc:
             if exc.status >= 500 or exc.field is None:
@@ -250,19 +275,25 @@ def add_preorder_routes(app: FastAPI, platform: Platform, page: Callable[..., HT
         return to_order(project, order.id, lang_of(request))
 
     @app.get("/preorder/{project}/orders/{order_id}", response_class=HTMLResponse, include_in_schema=False)
-    def preorder_order(request: Request, project: str, order_id: str) -> HTMLResponse:
-        return order_page(request, project, order_id)
+    def preorder_order(
+        request: Request, project: str, order_id: str, person: Annotated[Person, Depends(page_person)]
+    ) -> HTMLResponse:
+        return order_page(request, project, order_id, person)
 
     @app.post("/preorder/{project}/orders/{order_id}/pay", include_in_schema=False)
-    def preorder_pay_form(request: Request, project: str, order_id: str) -> Response:
+    def preorder_pay_form(
+        request: Request, project: str, order_id: str, person: Annotated[Person, Depends(page_person)]
+    ) -> Response:
         try:
-            platform.preorder_pay(project, order_id, actor="customer")
+            platform.preorder_pay(project, order_id, actor="customer", person=person)
         except PaymentError as exc:
             message = translator(lang_of(request))("payment_failed", message=exc.message)
-            return order_page(request, project, order_id, status=exc.status, error=message)
+            return order_page(request, project, order_id, person, status=exc.status, error=message)
         return to_order(project, order_id, lang_of(request))
 
     @app.post("/preorder/{project}/orders/{order_id}/cancel", include_in_schema=False)
-    def preorder_cancel_form(request: Request, project: str, order_id: str) -> Response:
-        platform.preorder_cancel(project, order_id, actor="customer")
+    def preorder_cancel_form(
+        request: Request, project: str, order_id: str, person: Annotated[Person, Depends(page_person)]
+    ) -> Response:
+        platform.preorder_cancel(project, order_id, actor="customer", person=person)
         return to_order(project, order_id, lang_of(request))

@@ -11,8 +11,6 @@ a race gets an IntegrityError and its whole transaction, increment included, is 
 
 from __future__ import annotations
 
-import hashlib
-import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -23,36 +21,16 @@ from sqlalchemy import CursorResult, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ._aftersales import AftersalesService
 from ._db import read_session, write_session
-from ._errors import ConflictError, InvalidError, NotFoundError
+from ._errors import ConflictError, NotFoundError
+from ._identity import CodeSender, IdentityService, Person, make_code_sender
 from ._models import BenefitClaimRow, BenefitRow, BookingRow, ProjectRow, SlotRow, StoreRow, utcnow
 from ._payments import LocalPaymentProvider, PaymentProvider
+from ._personal_data import PersonalDataService
 from ._preorders import Catalogue, PreorderService
 from ._settings import Settings
 from ._survey import StoredDesign, SurveyService
-
-_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def normalize_contact(contact: str) -> str:
-    """A phone number (digits, optional leading +) or an e-mail address, normalised; else `InvalidError`."""
-    text = contact.strip()
-    phone = re.sub(r"[\s\-().]", "", text)
-    if _PHONE.match(phone):
-        return phone
-    if _EMAIL.match(text):
-        return text.lower()
-    raise InvalidError(
-        f"contact {contact!r} is neither a phone number (6-15 digits, optional +) nor an e-mail address",
-        code="invalid_contact",
-        field="contact",
-    )
-
-
-def person_hash(contact: str, salt: str = "c2m") -> str:
-    """The SHA-256 of the salted, normalised contact: the platform never stores the contact itself."""
-    return hashlib.sha256(f"{salt}:{normalize_contact(contact)}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -119,15 +97,25 @@ def make_payment_provider(engine: Engine, settings: Settings) -> PaymentProvider
     return LocalPaymentProvider(engine, decline=settings.payment_local_decline)
 
 
-class Platform(SurveyService, PreorderService):
+class Platform(SurveyService, PreorderService, IdentityService, AftersalesService, PersonalDataService):
     """The platform's operations on one database; thread-safe (one session per call).
 
     Bookings and benefits here, the consumer survey in `SurveyService` (``survey_*`` methods),
-    pre-orders in `PreorderService` (``preorder_*`` methods) with deposits through ``payments``.
+    pre-orders in `PreorderService` (``preorder_*`` methods) with deposits through ``payments``,
+    one-time codes and sessions in `IdentityService` (``identity_*``, codes through ``code_sender``),
+    after-sales appointments in `AftersalesService` (``service_*``), export and erasure of a
+    person's data in `PersonalDataService` (``personal_data_*``).
+
+    Creating a record takes the verified `Person`; reading or changing one takes an optional
+    ``person`` that, when given, must own it (a 404 otherwise); None is staff or internal use.
     """
 
     def __init__(
-        self, engine: Engine, settings: Settings | None = None, payments: PaymentProvider | None = None
+        self,
+        engine: Engine,
+        settings: Settings | None = None,
+        payments: PaymentProvider | None = None,
+        code_sender: CodeSender | None = None,
     ) -> None:
         self.engine = engine
         self.settings = Settings() if settings is None else settings
@@ -136,6 +124,7 @@ class Platform(SurveyService, PreorderService):
         self._domain_projects = None
         self._catalogues: dict[str, Catalogue] = {}
         self.payments = make_payment_provider(engine, self.settings) if payments is None else payments
+        self.code_sender = make_code_sender(engine, self.settings) if code_sender is None else code_sender
 
     # ------------------------------------------------------------------ reading
     def now(self) -> datetime:
@@ -213,14 +202,17 @@ class Platform(SurveyService, PreorderService):
             assert store is not None
             return _slot_view(row, store)
 
-    def booking(self, project: str, booking_id: str) -> BookingView:
+    def booking(self, project: str, booking_id: str, person: Person | None = None) -> BookingView:
+        """A booking; with ``person``, only theirs (404 otherwise)."""
         with read_session(self.engine) as session:
-            return self._booking_view(session, self._project(session, project), booking_id)
+            return self._booking_view(session, self._project(session, project), booking_id, person)
 
-    def _booking_view(self, session: Session, project: ProjectRow, booking_id: str) -> BookingView:
+    def _booking_view(
+        self, session: Session, project: ProjectRow, booking_id: str, person: Person | None = None
+    ) -> BookingView:
         row = session.get(BookingRow, booking_id)
-        if row is None or row.project_id != project.id:
-            raise NotFoundError(f"unknown booking {booking_id!r} in project {project.name!r}")
+        if row is None or row.project_id != project.id or (person is not None and row.person_hash != person.hash):
+            raise NotFoundError(f"unknown booking {booking_id!r} in project {project.name!r}", field="booking")
         slot = session.get(SlotRow, row.slot_id)
         assert slot is not None
         store = session.get(StoreRow, slot.store_id)
@@ -232,6 +224,18 @@ class Platform(SurveyService, PreorderService):
             p = self._project(session, project)
             rows = session.scalars(select(BenefitRow).where(BenefitRow.project_id == p.id).order_by(BenefitRow.id))
             return [_benefit_view(b) for b in rows]
+
+    def claims(self, project: str, person: Person) -> list[ClaimView]:
+        """The benefits ``person`` holds in ``project`` (at most one)."""
+        with read_session(self.engine) as session:
+            p = self._project(session, project)
+            rows = session.execute(
+                select(BenefitClaimRow, BenefitRow)
+                .join(BenefitRow, BenefitRow.id == BenefitClaimRow.benefit_id)
+                .where(BenefitClaimRow.project_id == p.id, BenefitClaimRow.person_hash == person.hash)
+                .order_by(BenefitClaimRow.created_at)
+            ).all()
+            return [ClaimView(c.id, p.name, _benefit_view(b), c.created_at) for c, b in rows]
 
     # ------------------------------------------------------------------ writing
     def _take_seat(self, session: Session, project: ProjectRow, slot_id: int) -> None:
@@ -283,26 +287,26 @@ class Platform(SurveyService, PreorderService):
             session.flush()
         except IntegrityError as exc:
             raise ConflictError(
-                f"this contact already has an active test-drive booking in project {name!r}; "
-                "cancel or rebook it instead",
+                f"you already have an active test-drive booking in project {name!r}; cancel or rebook it instead",
                 code="already_booked",
             ) from exc
         return row
 
-    def book(self, project: str, slot_id: int, contact: str) -> BookingView:
-        """Book a seat of ``slot_id`` for ``contact``: `ConflictError` when full, past or already booked."""
-        person = person_hash(contact, self.settings.contact_salt)
+    def book(self, project: str, slot_id: int, person: Person) -> BookingView:
+        """Book a seat of ``slot_id`` for ``person``: `ConflictError` when full, past or already booked."""
         with write_session(self.engine) as session:
             p = self._project(session, project)
             self._take_seat(session, p, slot_id)
-            row = self._insert_booking(session, p, slot_id, person)
+            row = self._insert_booking(session, p, slot_id, person.hash)
             view = self._booking_view(session, p, row.id)
         return view
 
-    def _cancel_row(self, session: Session, project: ProjectRow, booking_id: str) -> BookingRow:
+    def _cancel_row(
+        self, session: Session, project: ProjectRow, booking_id: str, person: Person | None = None
+    ) -> BookingRow:
         row = session.get(BookingRow, booking_id)
-        if row is None or row.project_id != project.id:
-            raise NotFoundError(f"unknown booking {booking_id!r} in project {project.name!r}")
+        if row is None or row.project_id != project.id or (person is not None and row.person_hash != person.hash):
+            raise NotFoundError(f"unknown booking {booking_id!r} in project {project.name!r}", field="booking")
         cancelled = _rowcount(
             session.execute(
                 update(BookingRow)
@@ -317,22 +321,23 @@ class Platform(SurveyService, PreorderService):
         session.refresh(row)
         return row
 
-    def cancel(self, project: str, booking_id: str) -> BookingView:
-        """Cancel a booking and free its seat."""
+    def cancel(self, project: str, booking_id: str, person: Person | None = None) -> BookingView:
+        """Cancel a booking (``person``'s, if given) and free its seat."""
         with write_session(self.engine) as session:
             p = self._project(session, project)
-            self._cancel_row(session, p, booking_id)
+            self._cancel_row(session, p, booking_id, person)
             view = self._booking_view(session, p, booking_id)
         return view
 
-    def rebook(self, project: str, booking_id: str, slot_id: int) -> BookingView:
+    def rebook(self, project: str, booking_id: str, slot_id: int, person: Person | None = None) -> BookingView:
         """Move a booking to ``slot_id`` in one transaction: the old seat is freed only if the new one is taken."""
         with write_session(self.engine) as session:
             p = self._project(session, project)
             old = session.get(BookingRow, booking_id)
-            if old is not None and old.slot_id == slot_id and old.status == "booked":
+            mine = old is not None and (person is None or old.person_hash == person.hash)
+            if old is not None and mine and old.slot_id == slot_id and old.status == "booked":
                 raise ConflictError(f"booking {booking_id!r} is already in slot {slot_id}", code="same_slot")
-            old = self._cancel_row(session, p, booking_id)
+            old = self._cancel_row(session, p, booking_id, person)
             self._take_seat(session, p, slot_id)
             new = self._insert_booking(session, p, slot_id, old.person_hash)
             old.replaced_by = new.id
@@ -340,9 +345,8 @@ class Platform(SurveyService, PreorderService):
             view = self._booking_view(session, p, new.id)
         return view
 
-    def claim(self, project: str, benefit: str, contact: str) -> ClaimView:
-        """Claim ``benefit`` for ``contact``: `ConflictError` when the quota is exhausted or already claimed."""
-        person = person_hash(contact, self.settings.contact_salt)
+    def claim(self, project: str, benefit: str, person: Person) -> ClaimView:
+        """Claim ``benefit`` for ``person``: `ConflictError` when the quota is exhausted or already claimed."""
         with write_session(self.engine) as session:
             p = self._project(session, project)
             granted = _rowcount(
@@ -366,13 +370,13 @@ class Platform(SurveyService, PreorderService):
                 raise ConflictError(
                     f"benefit {benefit!r} is exhausted: all {row.quota} have been claimed", code="quota_exhausted"
                 )
-            claim = BenefitClaimRow(id=uuid.uuid4().hex, benefit_id=row.id, project_id=p.id, person_hash=person)
+            claim = BenefitClaimRow(id=uuid.uuid4().hex, benefit_id=row.id, project_id=p.id, person_hash=person.hash)
             session.add(claim)
             try:
                 session.flush()
             except IntegrityError as exc:
                 raise ConflictError(
-                    f"this contact has already claimed an early-purchase benefit in project {project!r}",
+                    f"you have already claimed an early-purchase benefit in project {project!r}",
                     code="already_claimed",
                 ) from exc
             view = ClaimView(claim.id, p.name, _benefit_view(row), claim.created_at)

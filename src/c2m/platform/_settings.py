@@ -72,3 +72,27 @@ class Settings(BaseSettings):
     payment_local_decline: bool = Field(
         default=False, description="the local provider declines every charge (to try the failure path)"
     )
+    admin_session_hours: float = Field(default=8, gt=0, le=24 * 30, description="an admin session's lifetime")
+    admin_login_max_failures: int = Field(
+        default=5, ge=1, le=1000, description="failed logins per user name within the window before 429"
+    )
+    admin_login_max_client_failures: int = Field(
+        default=20, ge=1, le=10_000, description="failed logins per client address within the window before 429"
+    )
+    admin_login_window_minutes: float = Field(default=15, gt=0, le=24 * 60, description="login rate-limit window")
+    admin_cookie_secure: bool = Field(
+        default=False, description="mark the admin session cookie Secure (set it behind HTTPS)"
+    )
+    code_sender: Literal["log"] = Field(
+        default="log", description="how one-time codes reach people (log: logged and kept in code_outbox, for dev)"
+    )
+    code_minutes: float = Field(default=10, gt=0, le=60, description="a one-time code's lifetime")
+    code_max_attempts: int = Field(default=5, ge=1, le=20, description="tries of one code before a new one is needed")
+    code_resend_seconds: float = Field(default=30, ge=0, le=3600, description="least time between two codes")
+    code_max_per_hour: int = Field(default=10, ge=1, le=1000, description="codes per contact within an hour")
+    person_session_days: float = Field(default=30, gt=0, le=365, description="a signed-in person's session lifetime")
+    person_cookie_secure: bool = Field(
+        default=False, description="mark the person session cookie Secure (set it behind HTTPS)"
+    )
+    service_minutes: int = Field(default=120, ge=15, le=540, description="length of an after-sales slot")
+    service_capacity: int = Field(default=2, ge=1, description="service bays per store per after-sales slot")

@@ -1,4 +1,4 @@
-"""Survey pages (``/survey/{project}``) and JSON API (``/api/projects/{project}/survey/...``).
+"""Survey pages (``/survey/{project}``) and JSON API (``/api/v1/projects/{project}/survey/...``).
 
 The pages are plain HTML forms: one step per page, the respondent's token in an HTTP-only
 cookie so a reload (or coming back later) shows the step where they left off. Every answer is
@@ -18,6 +18,7 @@ from fastapi import FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, StrictBool, field_validator
 
+from ._admin_web import Staff
 from ._errors import ConflictError, NotFoundError, PlatformError
 from ._i18n import pick_lang
 from ._service import Platform
@@ -114,20 +115,23 @@ def add_survey_routes(app: FastAPI, platform: Platform, page: Callable[..., HTML
         )
 
     # ------------------------------------------------------------------ JSON API
-    @app.post("/api/projects/{project}/survey/start", status_code=201)
+    @app.post("/api/v1/projects/{project}/survey/start", status_code=201)
     def survey_start(project: str, body: StartIn) -> dict[str, Any]:
         return state_json(platform.survey_start(project, body.screening.model_dump(), body.lang))
 
-    @app.get("/api/projects/{project}/survey/responses.csv")
-    def survey_responses_csv(project: str, include_partial: bool = False) -> Response:
+    @app.get("/api/v1/projects/{project}/survey/responses.csv")
+    def survey_responses_csv(project: str, user: Staff, include_partial: bool = False) -> Response:
+        """Staff only: the answers in the long format of ``c2m estimate --responses``."""
         return csv_response(platform.survey_responses(project, include_partial), f"{project}-responses.csv")
 
-    @app.get("/api/projects/{project}/survey/respondents.csv")
-    def survey_respondents_csv(project: str) -> Response:
+    @app.get("/api/v1/projects/{project}/survey/respondents.csv")
+    def survey_respondents_csv(project: str, user: Staff) -> Response:
+        """Staff only: one row per respondent with profile answers and quality flags."""
         return csv_response(platform.survey_respondents(project), f"{project}-respondents.csv")
 
-    @app.get("/api/projects/{project}/survey/quality")
-    def survey_quality(project: str) -> dict[str, Any]:
+    @app.get("/api/v1/projects/{project}/survey/quality")
+    def survey_quality(project: str, user: Staff) -> dict[str, Any]:
+        """Staff only: counts and the ids of speeders and straight-liners."""
         people = platform.survey_respondents(project)
         done = people.filter(pl.col("status") == "done")
         return {
@@ -139,11 +143,11 @@ def add_survey_routes(app: FastAPI, platform: Platform, page: Callable[..., HTML
             "median_seconds": done["total_seconds"].median() if done.height else None,
         }
 
-    @app.get("/api/projects/{project}/survey/{token}/next")
+    @app.get("/api/v1/projects/{project}/survey/{token}/next")
     def survey_next(project: str, token: str) -> dict[str, Any]:
         return state_json(platform.survey_state(project, token))
 
-    @app.post("/api/projects/{project}/survey/{token}/answers", status_code=201)
+    @app.post("/api/v1/projects/{project}/survey/{token}/answers", status_code=201)
     def survey_answer(project: str, token: str, body: AnswerIn) -> Response:
         a = platform.survey_answer(project, token, body.task, body.choice)
         payload = {
@@ -157,7 +161,7 @@ def add_survey_routes(app: FastAPI, platform: Platform, page: Callable[..., HTML
         }
         return JSONResponse(payload, status_code=200 if a.repeated else 201)
 
-    @app.post("/api/projects/{project}/survey/{token}/profile")
+    @app.post("/api/v1/projects/{project}/survey/{token}/profile")
     def survey_profile(project: str, token: str, body: ProfileIn) -> dict[str, Any]:
         return state_json(platform.survey_profile(project, token, body.model_dump()))
 
