@@ -278,3 +278,23 @@ def test_secure_cookie_and_chinese_pages(settings: Settings) -> None:
         assert "Secure" in done.headers["set-cookie"]
         headers = sign_in(client, "b@example.cn")
         assert client.get("/api/v1/me", headers=headers).status_code == 200
+
+
+HOSTILE = "<script>alert(1)</script>' OR '1'='1'; DROP TABLE person_session; --"
+
+
+def test_hostile_text_in_every_sign_in_field_is_refused_and_shown_escaped(client: TestClient) -> None:
+    forms = [
+        ("/sign-in?lang=en", {"contact": HOSTILE, "next": HOSTILE}),
+        ("/sign-in/verify?lang=en", {"contact": HOSTILE, "code": HOSTILE, "next": HOSTILE}),
+        ("/sign-in/verify?lang=en", {"contact": "13800138000", "code": HOSTILE, "next": "/"}),
+    ]
+    for path, data in forms:
+        r = client.post(path, data=data, follow_redirects=False)
+        assert 400 <= r.status_code < 500, (path, r.status_code)
+        assert "<script>alert(1)</script>" not in r.text, path
+    api = client.post("/api/v1/identity/code", json={"contact": HOSTILE})
+    assert api.status_code == 422 and api.json()["error"]["field"] == "contact"
+    page = client.get("/sign-in", params={"next": HOSTILE, "lang": "en"})
+    assert page.status_code == 200 and "<script>alert(1)</script>" not in page.text
+    assert sign_in(client, "13800138001")["Authorization"].startswith("Bearer ")  # the tables are all still there
