@@ -6,7 +6,9 @@ tiled with shifted person ids (and the persons table with it) until the market h
 engine then runs in a fresh subprocess: validate the events, interest by level per
 city, interest per city x age band (a join with the persons) and segment profiles
 per city. Peak memory is the largest total RSS of the subprocess and its children
-(the JVM for Spark), sampled every 50 ms. Usage:
+(the JVM for Spark), sampled every 50 ms; CPU seconds (user + system, the JVM included)
+are taken around each step, and for Spark the tasks, shuffle and spill bytes per step
+come from its event log. Usage:
 
     python benchmarks/bench_signals.py                      # 3 M events, quick
     python benchmarks/bench_signals.py --events 50000000    # the issue's figure
@@ -23,17 +25,20 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 BASE_EVENTS_PER_PERSON = 3.0
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _tree_rss(root: int) -> int:
-    """Total RSS in bytes of ``root`` and all its descendants (from /proc)."""
+def _tree(root: int) -> list[int]:
+    """``root`` and all its descendants (from /proc)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -44,16 +49,64 @@ def _tree_rss(root: int) -> int:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
+    out, todo = [], [root]
     while todo:
         pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _tree_rss(root: int) -> int:
+    """Total RSS in bytes of ``root`` and all its descendants."""
+    total = 0
+    for pid in _tree(root):
         try:
             with open(f"/proc/{pid}/statm", encoding="utf-8") as handle:
                 total += int(handle.read().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
             pass
-        todo.extend(children.get(pid, []))
     return total
+
+
+def _tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and its live descendants (the JVM for Spark)."""
+    total = 0
+    for pid in _tree(root):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / TICK
+
+
+def _spark_stage_metrics(log_dir: Path) -> dict[str, dict[str, float]]:
+    """Per job description (the step): tasks, shuffle written and spilled bytes, from Spark's event log."""
+    step_of_stage: dict[int, str] = {}
+    out: dict[str, dict[str, float]] = {}
+    for path in sorted(p for p in log_dir.rglob("*") if p.is_file()):
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                event = json.loads(line)
+                kind = event.get("Event")
+                if kind == "SparkListenerJobStart":
+                    step = (event.get("Properties") or {}).get("spark.job.description", "other")
+                    for stage in event.get("Stage IDs", []):
+                        step_of_stage[stage] = step
+                elif kind == "SparkListenerTaskEnd":
+                    m = event.get("Task Metrics") or {}
+                    shuffle = m.get("Shuffle Write Metrics", {})
+                    row = out.setdefault(step_of_stage.get(event["Stage ID"], "other"), {})
+                    for key, value in (
+                        ("tasks", 1),
+                        ("shuffle_write_mb", shuffle.get("Shuffle Bytes Written", 0) / 2**20),
+                        ("shuffle_records", shuffle.get("Shuffle Records Written", 0)),
+                        ("spill_disk_mb", m.get("Disk Bytes Spilled", 0) / 2**20),
+                    ):
+                        row[key] = row.get(key, 0) + value
+    return out
 
 
 def base_market(cache: Path, base_events: int) -> Path:
@@ -101,34 +154,48 @@ def worker(engine: str, market: Path, out: Path, threads: int, memory_limit: str
     from c2m.signals import Signals
 
     project = default_project()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _tree_cpu(os.getpid())
     options: dict[str, object] = {}
+    session = None
+    log_dir = out / "spark-events"
     if engine == "spark":
         from c2m.signals import spark_session
 
-        options["session"] = spark_session(master, app_name="c2m-bench", config={"spark.driver.memory": "2g"})
+        log_dir.mkdir()
+        config = {"spark.driver.memory": "2g", "spark.eventLog.enabled": "true",
+                  "spark.eventLog.dir": f"file:{log_dir}", "spark.eventLog.compress": "false",
+                  "spark.eventLog.rolling.enabled": "false"}
+        session = options["session"] = spark_session(master, app_name="c2m-bench", config=config)
     else:
         options.update(threads=threads, memory_limit=memory_limit)
-    t1 = time.perf_counter()
-    times = {"startup_s": t1 - t0}
+    times = {"startup_s": time.perf_counter() - t0, "startup_cpu_s": _tree_cpu(os.getpid()) - c0}
+
+    def step(name: str, run: Callable[[], Any]) -> Any:
+        if session is not None:
+            session.sparkContext.setJobDescription(name)
+        t, c = time.perf_counter(), _tree_cpu(os.getpid())
+        result = run()
+        times[f"{name}_s"], times[f"{name}_cpu_s"] = time.perf_counter() - t, _tree_cpu(os.getpid()) - c
+        return result
+
     with Signals(market, engine=engine, project=project, **options) as sig:  # type: ignore[arg-type]
-        rows = sig.check_events().rows
-        t2 = time.perf_counter()
-        by_city = sig.interest_by_level(project, by=("city",))
-        t3 = time.perf_counter()
-        by_age = sig.interest_by_level(project, by=("city", "age_band"))
-        t4 = time.perf_counter()
-        profiles = sig.segment_profiles(by=("city",))
-        t5 = time.perf_counter()
-    times.update(validate_s=t2 - t1, interest_city_s=t3 - t2, interest_city_age_s=t4 - t3, profiles_s=t5 - t4)
-    times["total_s"] = t5 - t1
+        rows = step("validate", lambda: sig.check_events().rows)
+        by_city = step("interest_city", lambda: sig.interest_by_level(project, by=("city",)))
+        by_age = step("interest_city_age", lambda: sig.interest_by_level(project, by=("city", "age_band")))
+        profiles = step("profiles", lambda: sig.segment_profiles(by=("city",)))
+    names = ("validate", "interest_city", "interest_city_age", "profiles")
+    times["total_s"] = sum(times[f"{n}_s"] for n in names)
+    times["total_cpu_s"] = sum(times[f"{n}_cpu_s"] for n in names)
+    if session is not None:
+        session.stop()
+        times["spark_stages"] = _spark_stage_metrics(log_dir)  # type: ignore[assignment]
     by_city.write_parquet(out / f"{engine}-city.parquet")
     by_age.write_parquet(out / f"{engine}-city-age.parquet")
     profiles.write_parquet(out / f"{engine}-profiles.parquet")
     print(json.dumps({"engine": engine, "rows": rows, **times}), flush=True)
 
 
-def measure(engine: str, market: Path, out: Path, args: argparse.Namespace) -> dict[str, float]:
+def measure(engine: str, market: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", engine, "--market", str(market), "--out", str(out),
            "--threads", str(args.threads), "--memory-limit", args.memory_limit, "--spark-master", args.spark_master]
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
@@ -196,12 +263,17 @@ def main() -> None:
     for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
         results[engine] = measure(engine, market, out, args)
         print(json.dumps(results[engine]), flush=True)
-    keys = ["startup_s", "validate_s", "interest_city_s", "interest_city_age_s", "profiles_s", "total_s", "wall_s",
-            "peak_mb"]
+    steps = ("startup", "validate", "interest_city", "interest_city_age", "profiles", "total")
+    keys = [k for s in steps for k in (f"{s}_s", f"{s}_cpu_s")] + ["wall_s", "peak_mb"]
     names = list(results)
     print(f"\n{'':22}" + "".join(f"{n:>12}" for n in names))
     for key in keys:
         print(f"{key:22}" + "".join(f"{results[n][key]:12.1f}" for n in names))
+    if "spark" in results:
+        print("\nspark per step: tasks, shuffle written MB, shuffle records, spilled to disk MB")
+        for name, m in sorted(results["spark"].get("spark_stages", {}).items()):
+            print(f"  {name:20} {m['tasks']:6.0f} {m['shuffle_write_mb']:9.1f} "
+                  f"{m['shuffle_records']:13,.0f} {m['spill_disk_mb']:9.1f}")
     if {"duckdb", "spark"} <= set(results):
         ratio = results["spark"]["total_s"] / results["duckdb"]["total_s"]
         wall = results["spark"]["wall_s"] / results["duckdb"]["wall_s"]

@@ -190,3 +190,14 @@ def test_optimiser_runs_with_each_rule_and_its_bound_holds(project, make_coef, r
     assert sol.objective_value <= best + 1e-6 * abs(best)
     assert best <= sol.bound + 1e-6 * abs(best)
     assert sol.objective_value >= 0.95 * best
+
+
+@pytest.mark.parametrize("rule", ["logit", "first_choice", "likelihood", "rfc"])
+def test_point_shares_in_person_blocks_equal_one_block(project, make_coef, monkeypatch, rule) -> None:
+    coefs = _coefs(project, make_coef, 101)
+    sim = MarketSimulator(project, coefs.mean(axis=0), individual=coefs, rule=rule, scale=0.7)
+    whole = sim.shares(LINE)
+    monkeypatch.setattr(_simulator, "SHARE_BLOCK_CELLS", 17)  # blocks of 3 persons, one short
+    blocked = sim.shares(LINE)
+    col = "likelihood" if rule == "likelihood" else "share"
+    np.testing.assert_allclose(blocked[col].to_numpy(), whole[col].to_numpy(), rtol=0, atol=1e-15)

@@ -13,13 +13,24 @@ from ._health import (
 from ._network import plan_swap_network
 from ._queue import erlang_b, erlang_c, hourly_profile
 from ._rent import plan_cost_table, rent_vs_buy
-from ._siting import lane_wait_probability, lanes_needed, site_stations, store_demand
+from ._siting import (
+    ZoneSiting,
+    lane_wait_probability,
+    lanes_needed,
+    site_stations,
+    site_zones,
+    store_demand,
+    zone_pairs,
+)
 from ._stock import offered_load, simulate_station, station_stock, wait_probability
+from ._swapsim import SwapStats, simulate_swaps, swap_arrivals
 
 __all__ = [
     "DEFAULT_MODELS",
     "TEMPERATURE_BANDS",
     "AgeingModel",
+    "SwapStats",
+    "ZoneSiting",
     "distance_matrix_km",
     "erlang_b",
     "erlang_c",
@@ -35,10 +46,14 @@ __all__ = [
     "retirement_month",
     "simulate_pack_fleet",
     "simulate_station",
+    "simulate_swaps",
     "site_stations",
+    "site_zones",
     "state_of_health",
     "station_stock",
     "store_demand",
+    "swap_arrivals",
     "swap_demand",
     "wait_probability",
+    "zone_pairs",
 ]

@@ -23,23 +23,28 @@ and reports its gap against the LP relaxation bound.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from numpy.typing import ArrayLike
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array, csr_array
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from c2m._quiet import quiet_stdout
 from c2m.domain import Project
 from c2m.errors import C2MError
 
-from ._geo import distance_matrix_km
+from ._geo import EARTH_RADIUS_KM, distance_matrix_km
 from ._queue import erlang_c, hourly_profile
+from ._siting_lp import assign, fewest_stations
 
 Method = Literal["milp", "greedy"]
+ZoneMethod = Literal["auto", "milp", "lp"]
 KIND_WEIGHTS = {"own": 1.0, "partner": 0.5}
 SWAP_MINUTES = 2.0  # a ~99 s swap plus ~20 s to drive in and out of the lane
 _EPS = 0.5
@@ -369,3 +374,235 @@ def _table(
         pl.Series("mip_gap", gap),
         pl.lit(method).alias("method"),
     )
+
+
+@dataclass
+class ZoneSiting:
+    """Stations at candidate stores serving separate demand zones (see :func:`site_zones`)."""
+
+    sites: pl.DataFrame  # store_id, lat, lon, stations, swaps_per_day
+    assignment: pl.DataFrame  # zone_id, store_id, share, swaps_per_day, distance_km
+    objective: float  # stations (or minus the swaps served, with a budget), summed over the components
+    bound: float  # ... and the solver's dual (lower) bounds
+    gap: float  # (objective - bound) / |objective|: the certified relative gap
+    pairs: int  # zone-store pairs within max_distance_km (the MILP's assignment variables)
+    components: int  # independent sub-problems solved
+    unreachable_demand: float  # swaps/day of zones with no candidate store within reach
+    status: str  # "optimal" (within mip_rel_gap) or the solver's message where one stopped early
+    per_component: pl.DataFrame = field(default_factory=pl.DataFrame)  # one row per sub-problem
+
+
+def zone_pairs(
+    zone_lat: ArrayLike, zone_lon: ArrayLike, site_lat: ArrayLike, site_lon: ArrayLike, max_distance_km: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(site, zone, km) for every site-zone pair within ``max_distance_km`` (great circle), sparse.
+
+    A k-d tree on unit-sphere coordinates finds the pairs with chord ``<= 2 sin(D / 2R)``; the chord
+    gives the great-circle distance exactly (``2R asin(chord / 2)``, the haversine distance).
+    """
+
+    def xyz(lat: ArrayLike, lon: ArrayLike) -> np.ndarray:
+        phi, lmb = np.radians(np.asarray(lat, dtype=float)), np.radians(np.asarray(lon, dtype=float))
+        return np.column_stack([np.cos(phi) * np.cos(lmb), np.cos(phi) * np.sin(lmb), np.sin(phi)])
+
+    chord = 2.0 * np.sin(min(max_distance_km / EARTH_RADIUS_KM, np.pi) / 2.0)
+    m = cKDTree(xyz(site_lat, site_lon)).sparse_distance_matrix(
+        cKDTree(xyz(zone_lat, zone_lon)), chord * (1 + 1e-12), output_type="coo_matrix"
+    )
+    km = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(m.data / 2.0, 0.0, 1.0))
+    ii, jj = m.row.astype(np.int64), m.col.astype(np.int64)
+    # sparse_distance_matrix drops zero distances (a zone on top of a store): add them back
+    z = cKDTree(xyz(site_lat, site_lon)).query_ball_tree(cKDTree(xyz(zone_lat, zone_lon)), 1e-12)
+    zi = np.repeat(np.arange(len(z)), [len(v) for v in z])
+    zj = np.asarray([j for v in z for j in v], dtype=np.int64)
+    ii, jj, km = np.concatenate([ii, zi]), np.concatenate([jj, zj]), np.concatenate([km, np.zeros(zi.size)])
+    keep = km <= max_distance_km
+    ii, jj, km = ii[keep], jj[keep], km[keep]
+    order = np.lexsort((ii, jj))
+    ii, jj, km = ii[order], jj[order], km[order]
+    first = np.ones(ii.size, dtype=bool)
+    first[1:] = (ii[1:] != ii[:-1]) | (jj[1:] != jj[:-1])  # the zero-distance pass may repeat a pair
+    return ii[first], jj[first], km[first]
+
+
+def site_zones(
+    stores: pl.DataFrame,
+    zones: pl.DataFrame,
+    max_distance_km: float = 5.0,
+    budget_stations: int | None = None,
+    station_capacity_per_day: float = 300,
+    max_stations_per_site: int = 4,
+    mip_rel_gap: float = 1e-4,
+    time_limit: float = 120.0,
+    method: ZoneMethod = "auto",
+) -> ZoneSiting:
+    """Stations at candidate stores (``store_id``, ``lat``, ``lon``) for demand zones (``zone_id``, ``lat``,
+    ``lon``, ``demand`` in swaps/day): the model of :func:`site_stations` with zones as the demand points.
+
+    Zone-store pairs farther than ``max_distance_km`` are never built (sparse, see :func:`zone_pairs`).
+    Without a budget, every reachable zone is served with the fewest stations, one MILP per connected
+    component of the zone-store graph; with ``budget_stations`` the swaps served are maximised under
+    the budget (one global MILP). HiGHS stops at ``mip_rel_gap``; ``objective`` (stations, or minus the
+    swaps served), ``bound`` (the summed dual bounds) and the certified ``gap`` are phase 1's. Phase 2
+    fixes the stations and solves the transport LP with the least swap-weighted distance at the same
+    service, which gives the ``assignment``. Zones with no store in reach are left out and reported.
+
+    ``method="lp"`` (the default ``"auto"`` without a budget) solves each component's fewest-stations
+    problem with :func:`c2m.battery._siting_lp.fewest_stations` instead: ``ceil`` of the LP relaxation
+    as the bound, LP rounding plus max-flow-checked local search for the plan, and HiGHS with that
+    plan as a cutoff while time is left. ``"milp"`` is the plain MILP (always used with a budget).
+    The time left is shared over the components by their number of pairs, smallest first.
+    ``per_component`` has, per component: ``stores``, ``zones``, ``pairs``, ``objective``,
+    ``bound``, ``gap``, ``lp_bound`` (the LP's optimum, lp only) and ``seconds``.
+    """
+    for name, df, cols in (("stores", stores, ("store_id", "lat", "lon")), ("zones", zones, _ZONE_COLS)):
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise C2MError(f"site_zones: {name} is missing column(s) {missing}; found {df.columns}")
+        bad = df.select(pl.col("lat", "lon").is_null().any() | pl.col("lat", "lon").is_nan().any()).row(0)
+        if any(bad):
+            raise C2MError(f"site_zones: {name} has rows without coordinates (lat/lon null or NaN)")
+    deadline = time.perf_counter() + time_limit
+    w = zones["demand"].cast(pl.Float64).to_numpy()
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise C2MError("site_zones: zone demand must be finite and >= 0")
+    if max_distance_km < 0 or station_capacity_per_day <= 0 or max_stations_per_site < 1:
+        raise C2MError(
+            "site_zones: need max_distance_km >= 0, station_capacity_per_day > 0, max_stations_per_site >= 1"
+        )
+    if budget_stations is not None and budget_stations < 0:
+        raise C2MError(f"site_zones: budget_stations must be >= 0, got {budget_stations}")
+    if method not in ("auto", "milp", "lp"):
+        raise C2MError(f"site_zones: method must be 'auto', 'milp' or 'lp', got {method!r}")
+    if method == "lp" and budget_stations is not None:
+        raise C2MError("site_zones: method='lp' solves the fewest-stations problem only; use 'milp' with a budget")
+    use_lp = method == "lp" or (method == "auto" and budget_stations is None)
+    cap, K, n_s, n_z = float(station_capacity_per_day), int(max_stations_per_site), stores.height, zones.height
+    ii, jj, km = zone_pairs(zones["lat"], zones["lon"], stores["lat"], stores["lon"], max_distance_km)
+    keep = w[jj] > 0
+    ii, jj, km = ii[keep], jj[keep], km[keep]
+    reach = np.zeros(n_z, dtype=bool)
+    reach[jj] = True
+    unreachable = float(w[(w > 0) & ~reach].sum())
+    k = np.zeros(n_s, dtype=np.int64)
+    share = np.zeros(ii.size)
+    objective = bound = 0.0
+    status = "optimal"
+    if budget_stations is None:
+        graph = coo_array((np.ones(ii.size), (ii, n_s + jj)), shape=(n_s + n_z, n_s + n_z))
+        _, labels = connected_components(graph, directed=False)
+        comp_of_pair = labels[ii]
+        order = np.argsort(comp_of_pair, kind="stable")
+        cuts = np.flatnonzero(np.diff(comp_of_pair[order])) + 1
+        groups = np.split(order, cuts) if order.size else []
+        groups.sort(key=len)  # small components first: the largest get the time that is left
+    else:
+        groups = [np.arange(ii.size)]
+    pairs_left = float(ii.size)
+    rows = []
+    for g in groups:
+        sites, si = np.unique(ii[g], return_inverse=True)
+        pts, pj = np.unique(jj[g], return_inverse=True)
+        wz = w[pts]
+        if budget_stations is None and wz.sum() > cap * K * sites.size + 1e-9:
+            raise C2MError(
+                f"site_zones: {wz.sum():.0f} swaps/day around store {stores['store_id'][int(sites[0])]} exceed "
+                f"{K} stations x {cap:.0f} swaps/day at each of the {sites.size} store(s) in reach"
+            )
+        t0 = time.perf_counter()
+        if use_lp:
+            # a share of the time left by pairs, a little kept for the assignment LP
+            budget_s = max(0.85 * (deadline - t0) * g.size / pairs_left, 0.5)
+            plan = fewest_stations(si, pj, wz, sites.size, cap, K, budget_s, mip_rel_gap)
+            kc, obj_c, bound_c, lp_c = plan.k, float(plan.k.sum()), plan.bound, plan.lp
+            y = assign(si, pj, km[g], wz, sites.size, cap, kc.astype(float), None, 0.0)
+            if y is None:
+                raise C2MError("site_zones: the assignment LP failed on a plan that passed the max-flow check")
+        else:
+            left = max(deadline - t0, 5.0)
+            res, y = _zone_milp(si, pj, km[g], wz, sites.size, cap, K, budget_stations, mip_rel_gap, left)
+            kc = np.round(res.x[: sites.size]).astype(np.int64)
+            obj_c, bound_c, lp_c = float(res.fun), float(getattr(res, "mip_dual_bound", res.fun)), np.nan
+            if res.status != 0:
+                status = str(res.message)
+        pairs_left -= g.size
+        k[sites] = kc
+        share[g] = np.clip(y, 0.0, 1.0)
+        objective += obj_c
+        bound += bound_c
+        gap_c = max((obj_c - bound_c) / abs(obj_c), 0.0) if obj_c else 0.0
+        rows.append((sites.size, pts.size, g.size, obj_c, bound_c, gap_c, lp_c, time.perf_counter() - t0))
+    gap = (objective - bound) / abs(objective) if objective else 0.0
+    if use_lp and gap > mip_rel_gap:
+        status = f"time limit reached at a certified gap of {gap:.3%}"
+    names = ["stores", "zones", "pairs", "objective", "bound", "gap", "lp_bound", "seconds"]
+    per_component = pl.DataFrame(rows, schema=names, orient="row") if rows else pl.DataFrame()
+    used = share > 1e-9
+    load = np.bincount(ii[used], weights=w[jj[used]] * share[used], minlength=n_s)
+    sites_df = stores.select("store_id", "lat", "lon").with_columns(
+        pl.Series("stations", k, dtype=pl.Int64), pl.Series("swaps_per_day", load)
+    )
+    assignment = pl.DataFrame(
+        {
+            "zone_id": zones["zone_id"].gather(jj[used]),
+            "store_id": stores["store_id"].gather(ii[used]),
+            "share": share[used],
+            "swaps_per_day": w[jj[used]] * share[used],
+            "distance_km": km[used],
+        }
+    )
+    return ZoneSiting(
+        sites_df, assignment, objective, bound, max(gap, 0.0), int(ii.size), len(groups), unreachable, status,
+        per_component,
+    )
+
+
+_ZONE_COLS = ("zone_id", "lat", "lon", "demand")
+
+
+def _zone_milp(
+    si: np.ndarray,
+    pj: np.ndarray,
+    km: np.ndarray,
+    w: np.ndarray,
+    n: int,
+    cap: float,
+    K: int,
+    budget: int | None,
+    gap: float,
+    time_limit: float,
+) -> tuple[Any, np.ndarray]:
+    """Phase 1 (MILP) on ``[k (n sites), y (pairs)]``, ``si``/``pj`` the pairs' sites and zones: fewest
+    stations, or most swaps served under the budget. Phase 2 (LP): ``k`` fixed, the assignment with
+    the least swap-weighted distance at that service. Returns phase 1's result and phase 2's ``y``.
+    """
+    P, m = si.size, w.size
+    cols = n + np.arange(P)
+    A = csr_array((np.ones(P), (pj, cols)), shape=(m, n + P))
+    serve = LinearConstraint(A, 1.0 if budget is None else 0.0, 1.0)  # each zone served (at most) once
+    C = csr_array(
+        (
+            np.concatenate([w[pj], np.full(n, -cap)]),
+            (np.concatenate([si, np.arange(n)]), np.concatenate([cols, np.arange(n)])),
+        ),
+        shape=(n, n + P),
+    )
+    capacity = LinearConstraint(C, -np.inf, 0.0)
+    # a zone is served only if a station is open in reach: sum_i y_ij <= sum_{i near j} k_i (one row
+    # per zone, not one per pair; capacity already keeps y_ij = 0 where k_i = 0)
+    N = csr_array((np.concatenate([np.ones(P), -np.ones(P)]), (np.tile(pj, 2), np.concatenate([cols, si]))), (m, n + P))
+    cons = [serve, capacity, LinearConstraint(N, -np.inf, 0.0)]
+    if budget is None:
+        c = np.concatenate([np.ones(n), np.zeros(P)])
+    else:
+        cons.append(LinearConstraint(np.concatenate([np.ones(n), np.zeros(P)])[None, :], 0.0, budget))
+        c = np.concatenate([np.zeros(n), -w[pj]])  # maximise the swaps served
+    bounds = Bounds(np.zeros(n + P), np.concatenate([np.full(n, float(K)), np.ones(P)]))
+    integrality = np.concatenate([np.ones(n), np.zeros(P)])
+    opts = {"time_limit": time_limit, "mip_rel_gap": gap}
+    with quiet_stdout():
+        res = milp(c, constraints=cons, integrality=integrality, bounds=bounds, options=opts)
+    if res.x is None:
+        raise C2MError(f"site_zones: the solver found no siting ({res.message})")
+    y = assign(si, pj, km, w, n, cap, np.round(res.x[:n]), budget, float(w[pj] @ res.x[n:]))
+    return res, res.x[n:] if y is None else y

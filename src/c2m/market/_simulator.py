@@ -18,6 +18,7 @@ from ._rules import LevelMap, first_choice, rfc_noise
 Rule = Literal["logit", "first_choice", "rfc", "likelihood"]
 RULES = ("logit", "first_choice", "rfc", "likelihood")
 RFC_CELLS = 4_000_000  # persons x draws x (products + levels) held at once by the RFC
+SHARE_BLOCK_CELLS = 400_000  # persons x products per block of the point shares (~3 MB)
 RFC_INTERVAL_CELLS = 5_000_000  # parameter draws x persons x RFC draws x (products + levels) for intervals
 
 
@@ -275,12 +276,18 @@ class MarketSimulator:
         Under ``likelihood`` the last axis has our products and the competitors only.
         """
         X, offset, keys, A = alts
-        u = betas @ X.T + offset
-        if self.rule == "logit":
-            u = self._scale * u
-            u = u - u.max(axis=-1, keepdims=True)
-            e = np.exp(u)
-            return e / e.sum(axis=-1, keepdims=True)
+        u = betas @ X.T
+        u += offset
+        return self._rule_probs(u, keys, A)
+
+    def _rule_probs(self, u: np.ndarray, keys: np.ndarray, A: np.ndarray) -> np.ndarray:
+        """Probabilities from unscaled utilities ``(..., R, J)``; the logit works in place on ``u``."""
+        if self.rule == "logit":  # in place: one (..., R, J) array, not five
+            u *= self._scale
+            u -= u.max(axis=-1, keepdims=True)
+            np.exp(u, out=u)
+            u /= u.sum(axis=-1, keepdims=True)
+            return u
         if self.rule == "likelihood":
             diff = self._scale * (u[..., :-1] - u[..., -1:])
             return 0.5 * (1.0 + np.tanh(diff / 2.0))  # exp(a) / (exp(a) + exp(b)), overflow-free
@@ -318,11 +325,28 @@ class MarketSimulator:
     def _shares_arrays(self, ours: Sequence[Profile]) -> tuple[np.ndarray, np.ndarray | None]:
         """Point shares ``(J,)`` and draws ``(D, J)`` (None without vcov)."""
         alts = self._alts(ours)
-        point = self.weights @ self._probs(self._betas, alts)
+        point = self._point_shares(alts)
         draws = None
         if self._draws is not None:
             draws = np.einsum("r,drj->dj", self.weights, self._probs(self._draws, alts))
         return point, draws
+
+    def _point_shares(self, alts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """``weights @ probs``: utilities in one matrix product, then the rule over blocks of
+        persons that stay in cache (many small products would pay BLAS's threading each time).
+
+        Not blocked under RFC, whose errors are keyed by the person's index in ``self._betas``.
+        """
+        R = self._betas.shape[0]
+        block = max(1, SHARE_BLOCK_CELLS // max(1, alts[0].shape[0]))
+        if self.rule == "rfc" or block >= R:
+            return self.weights @ self._probs(self._betas, alts)
+        X, offset, keys, A = alts
+        u = self._betas @ X.T
+        u += offset
+        parts = [self.weights[s : s + block] @ self._rule_probs(u[s : s + block], keys, A)
+                 for s in range(0, R, block)]
+        return np.sum(parts, axis=0)
 
     def _other_rows(self) -> list[tuple[str, str]]:
         rows = [(n, "competitor") for n in self.competitor_names]

@@ -137,10 +137,12 @@ def max_ratio_batch(e: np.ndarray, m: np.ndarray, allowed: np.ndarray, D: np.nda
     R, N, _ = e.shape
     k = min(k, N)
     a = m[None] * e
-    single = np.where(allowed[None], a / (D[:, None, None] + e), -np.inf).max(axis=2)
+    ratio = np.where(allowed[None], a / (D[:, None, None] + e), -np.inf)  # (R, N, G) single products
+    best_g = np.argmax(ratio, axis=2)
+    single = np.take_along_axis(ratio, best_g[:, :, None], axis=2)[:, :, 0]
+    del ratio
     top = np.argpartition(-single, k - 1, axis=1)[:, :k] if k < N else np.tile(np.arange(N), (R, 1))
     rows = np.arange(R)[:, None]
-    best_g = np.argmax(np.where(allowed[None], a / (D[:, None, None] + e), -np.inf), axis=2)
     lam = (a[rows, top, best_g[rows, top]].sum(1)) / (D + e[rows, top, best_g[rows, top]].sum(1))
     for _ in range(max_iter):
         V = np.where(allowed[None], (m[None] - lam[:, None, None]) * e, -np.inf)

@@ -330,17 +330,23 @@ def _alone_shares(sim: MarketSimulator, cand: Candidates, n_idx: np.ndarray, g_i
     weights = _people_weights(sim)
     out = np.empty(n_idx.size)
     chunk = max(1, SHORTLIST_CELLS // (4 * R))
+    # candidates x people: gather whole rows of u0.T (fast), not scattered columns of u0
+    u0t = np.ascontiguousarray(cand.u0.T) if sim.rule != "rfc" else None
     for start in range(0, n_idx.size, chunk):
         cols = slice(start, min(start + chunk, n_idx.size))
-        u = _cand_utilities(sim, cand, n_idx[cols], g_idx[cols])
+        if u0t is not None:
+            ut = u0t[n_idx[cols]]
+            ut += cand.prices[g_idx[cols]][:, None] * cand.price_slope[None, :]
+        else:
+            ut = _cand_utilities(sim, cand, n_idx[cols], g_idx[cols]).T
         if sim.rule == "logit":
-            top = np.maximum(u.max(axis=1), other.max(axis=1)) if other.size else u.max(axis=1)
-            e = np.exp(u - top[:, None])
+            top = np.maximum(ut.max(axis=0), other.max(axis=1)) if other.size else ut.max(axis=0)
+            e = np.exp(ut - top)
             d = np.exp(other - top[:, None]).sum(axis=1)
-            out[cols] = weights @ (e / (d[:, None] + e))
+            out[cols] = (e / (d + e)) @ weights
         else:
             best_other = other.max(axis=1) if other.size else np.full(R, -np.inf)
-            out[cols] = weights @ (u > best_other[:, None])
+            out[cols] = (ut > best_other) @ weights
     return out
 
 

@@ -35,6 +35,7 @@ from ._preorders_web import add_preorder_routes
 from ._service import BenefitView, BookingView, Platform, SlotView
 from ._settings import Settings
 from ._survey_web import add_survey_routes
+from ._workers import reuseport_supported, run_workers
 
 _HERE = Path(__file__).parent
 
@@ -302,7 +303,9 @@ def serve(project_files: list[Path], database_url: str | None, host: str, port: 
     if workers <= 1:
         uvicorn.run(create_app(settings, migrate=False), host=host, port=port, log_level="info")
         return
+    factory = "c2m.platform._app:create_app_from_env"
+    if reuseport_supported():  # each worker on its own socket: the kernel spreads the connections
+        run_workers(factory, {_ENV_SETTINGS: settings.model_dump_json()}, host, port, workers, {"log_level": "info"})
+        return
     os.environ[_ENV_SETTINGS] = settings.model_dump_json()
-    uvicorn.run(
-        "c2m.platform._app:create_app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info"
-    )
+    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, log_level="info")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
 
 from c2m.domain import Project, load_project
@@ -20,6 +22,7 @@ from ._models import BenefitRow, ProjectRow, SlotRow, StoreRow, SurveyConceptRow
 from ._settings import BenefitSpec, Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+IDLE_PING_SECONDS = 10.0  # a pooled server connection idle for longer is pinged before it is handed out
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -31,8 +34,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_pre_ping", True)
-        return create_engine(url, **kwargs)
+        engine = create_engine(url, **kwargs)
+        if not kwargs.get("pool_pre_ping"):
+            _ping_when_idle(engine)
+        return engine
     connect_args = dict(kwargs.pop("connect_args", {}))
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     connect_args.setdefault("check_same_thread", False)
@@ -58,10 +63,35 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection on checkout only if it sat idle for `IDLE_PING_SECONDS`.
+
+    ``pool_pre_ping`` costs a round trip on every checkout, i.e. on every request; under load a
+    connection goes back and forth within milliseconds and cannot have gone stale meanwhile. A
+    connection that fails its ping is replaced (SQLAlchemy retries the checkout on a new one).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the driver's error for a dead connection varies
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("stale pooled connection")
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose one transaction commits on success and rolls back on any error."""
-    with Session(engine.execution_options(write=True), expire_on_commit=False) as session:
+    with Session(_option_engine(engine, "write"), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
@@ -75,6 +105,33 @@ def read_session(engine: Engine) -> Iterator[Session]:
     """A read-only session (its transaction is rolled back at the end)."""
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+@contextmanager
+def single_read(engine: Engine) -> Iterator[Session]:
+    """A session for one read statement: on a server database it runs in autocommit (no BEGIN/ROLLBACK).
+
+    Only for a single SELECT, which sees one snapshot by itself; SQLite reads are local and keep
+    their transaction.
+    """
+    if engine.dialect.name != "sqlite":
+        engine = _option_engine(engine, "autocommit")
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+_OPTIONS: dict[str, dict[str, Any]] = {"write": {"write": True}, "autocommit": {"isolation_level": "AUTOCOMMIT"}}
+
+
+def _option_engine(engine: Engine, kind: str) -> Engine:
+    """``engine.execution_options(...)`` for ``kind``, made once per engine (making one takes ~15-45 us).
+
+    Kept on the engine itself, so they go when it goes.
+    """
+    per_engine: dict[str, Engine] = vars(engine).setdefault("_c2m_option_engines", {})
+    if kind not in per_engine:
+        per_engine[kind] = engine.execution_options(**_OPTIONS[kind])
+    return per_engine[kind]
 
 
 def _alembic_config(engine: Engine, connection: Any) -> Any:

@@ -23,7 +23,7 @@ from sqlalchemy import CursorResult, Engine, case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ._db import read_session, write_session
+from ._db import read_session, single_read, write_session
 from ._errors import InvalidError, PlatformError
 from ._models import CodeOutboxRow, LoginCodeRow, PersonSessionRow, utcnow
 from ._settings import Settings
@@ -317,7 +317,7 @@ class IdentityService:
         how = "POST /api/v1/identity/code {contact}, then POST /api/v1/identity/verify {contact, code}"
         if not token:
             raise SignInRequiredError(f"{field}: sign in first ({how}) and send the token", field=field)
-        with read_session(self.engine) as session:
+        with single_read(self.engine) as session:
             row = session.get(PersonSessionRow, _sha(token))
         if row is None:
             raise SignInRequiredError(

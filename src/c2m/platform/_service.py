@@ -79,6 +79,10 @@ class ClaimView:
     created_at: datetime
 
 
+# UPDATE ... RETURNING into the session: the returned values replace what the session held
+_RETURNED_ROWS = {"populate_existing": True, "synchronize_session": False}
+
+
 def _rowcount(result: object) -> int:
     assert isinstance(result, CursorResult)
     return int(result.rowcount)
@@ -120,6 +124,8 @@ class Platform(SurveyService, PreorderService, IdentityService, AftersalesServic
         self.engine = engine
         self.settings = Settings() if settings is None else settings
         self._designs: dict[int, StoredDesign] = {}
+        self._project_rows: dict[str, ProjectRow] = {}
+        self._store_rows: dict[int, StoreRow] = {}
         self._design_lock = threading.Lock()
         self._domain_projects = None
         self._catalogues: dict[str, Catalogue] = {}
@@ -132,17 +138,44 @@ class Platform(SurveyService, PreorderService, IdentityService, AftersalesServic
         return datetime.now(ZoneInfo(self.settings.timezone)).replace(tzinfo=None)
 
     def _project(self, session: Session, name: str) -> ProjectRow:
+        """The project row of ``name``: read once per process (projects are seeded, never changed while serving).
+
+        The cached row belongs to no session; use its columns (``id``, ``name``, ...), not the instance, in queries.
+        """
+        cached = self._project_rows.get(name)
+        if cached is not None:
+            return cached
         row = session.scalar(select(ProjectRow).where(ProjectRow.name == name))
         if row is None:
             known = session.scalars(select(ProjectRow.name).order_by(ProjectRow.name)).all()
             raise NotFoundError(f"unknown project {name!r}; known projects: {', '.join(known) or 'none'}")
-        return row
+        detached = ProjectRow(
+            id=row.id, name=row.name, product=row.product, description=row.description, created_at=row.created_at
+        )
+        self._project_rows[name] = detached
+        return detached
+
+    def _store_row(self, session: Session, store_id: int) -> StoreRow | None:
+        """The store row of ``store_id``, read once per process (stores are seeded, never changed while serving)."""
+        cached = self._store_rows.get(store_id)
+        if cached is None:
+            row = session.get(StoreRow, store_id)
+            if row is None:
+                return None
+            cached = StoreRow(
+                id=row.id, project_id=row.project_id, code=row.code, city=row.city, lat=row.lat, lon=row.lon,
+                kind=row.kind,
+            )
+            self._store_rows[store_id] = cached
+        return cached
 
     def projects(self) -> list[ProjectRow]:
         with read_session(self.engine) as session:
             return list(session.scalars(select(ProjectRow).order_by(ProjectRow.name)))
 
     def project(self, name: str) -> ProjectRow:
+        if name in self._project_rows:
+            return self._project_rows[name]
         with read_session(self.engine) as session:
             return self._project(session, name)
 
@@ -198,7 +231,7 @@ class Platform(SurveyService, PreorderService, IdentityService, AftersalesServic
             row = session.get(SlotRow, slot_id)
             if row is None:
                 raise NotFoundError(f"unknown slot {slot_id}")
-            store = session.get(StoreRow, row.store_id)
+            store = self._store_row(session, row.store_id)
             assert store is not None
             return _slot_view(row, store)
 
@@ -215,7 +248,10 @@ class Platform(SurveyService, PreorderService, IdentityService, AftersalesServic
             raise NotFoundError(f"unknown booking {booking_id!r} in project {project.name!r}", field="booking")
         slot = session.get(SlotRow, row.slot_id)
         assert slot is not None
-        store = session.get(StoreRow, slot.store_id)
+        return self._view_of(session, project, row, slot)
+
+    def _view_of(self, session: Session, project: ProjectRow, row: BookingRow, slot: SlotRow) -> BookingView:
+        store = self._store_row(session, slot.store_id)
         assert store is not None
         return BookingView(row.id, project.name, row.status, _slot_view(slot, store), row.created_at, row.replaced_by)
 
@@ -238,23 +274,22 @@ class Platform(SurveyService, PreorderService, IdentityService, AftersalesServic
             return [ClaimView(c.id, p.name, _benefit_view(b), c.created_at) for c, b in rows]
 
     # ------------------------------------------------------------------ writing
-    def _take_seat(self, session: Session, project: ProjectRow, slot_id: int) -> None:
-        """Increment the slot's ``booked`` if a seat is free, else raise (nothing changed)."""
+    def _take_seat(self, session: Session, project: ProjectRow, slot_id: int) -> SlotRow:
+        """Increment the slot's ``booked`` if a seat is free (the slot after it), else raise (nothing changed)."""
         now = self.now()
-        taken = _rowcount(
-            session.execute(
-                update(SlotRow)
-                .where(SlotRow.id == slot_id, SlotRow.booked < SlotRow.capacity, SlotRow.start > now)
-                .values(booked=SlotRow.booked + 1)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        slot = session.get(SlotRow, slot_id, populate_existing=True)
-        store = None if slot is None else session.get(StoreRow, slot.store_id)
+        taken = session.scalars(
+            update(SlotRow)
+            .where(SlotRow.id == slot_id, SlotRow.booked < SlotRow.capacity, SlotRow.start > now)
+            .values(booked=SlotRow.booked + 1)
+            .returning(SlotRow),
+            execution_options=_RETURNED_ROWS,
+        ).one_or_none()
+        slot = taken if taken is not None else session.get(SlotRow, slot_id, populate_existing=True)
+        store = None if slot is None else self._store_row(session, slot.store_id)
         if slot is None or store is None or store.project_id != project.id:
             raise NotFoundError(f"unknown slot {slot_id} in project {project.name!r}")
-        if taken == 1:
-            return
+        if taken is not None:
+            return taken
         if slot.start <= now:
             raise ConflictError(
                 f"slot {slot_id} at {store.code} started at {slot.start:%Y-%m-%d %H:%M}", code="slot_past"
@@ -265,17 +300,17 @@ class Platform(SurveyService, PreorderService, IdentityService, AftersalesServic
             code="slot_full",
         )
 
-    def _free_seat(self, session: Session, slot_id: int) -> None:
-        freed = _rowcount(
-            session.execute(
-                update(SlotRow)
-                .where(SlotRow.id == slot_id, SlotRow.booked > 0)
-                .values(booked=SlotRow.booked - 1)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        if freed != 1:  # a booked row always holds a seat: this is corruption, not a user error
+    def _free_seat(self, session: Session, slot_id: int) -> SlotRow:
+        freed = session.scalars(
+            update(SlotRow)
+            .where(SlotRow.id == slot_id, SlotRow.booked > 0)
+            .values(booked=SlotRow.booked - 1)
+            .returning(SlotRow),
+            execution_options=_RETURNED_ROWS,
+        ).one_or_none()
+        if freed is None:  # a booked row always holds a seat: this is corruption, not a user error
             raise RuntimeError(f"slot {slot_id} has no booked seat to free")
+        return freed
 
     def _insert_booking(self, session: Session, project: ProjectRow, slot_id: int, person: str) -> BookingRow:
         name = project.name  # read before a failed flush expires the session's objects
@@ -296,37 +331,37 @@ class Platform(SurveyService, PreorderService, IdentityService, AftersalesServic
         """Book a seat of ``slot_id`` for ``person``: `ConflictError` when full, past or already booked."""
         with write_session(self.engine) as session:
             p = self._project(session, project)
-            self._take_seat(session, p, slot_id)
+            slot = self._take_seat(session, p, slot_id)
             row = self._insert_booking(session, p, slot_id, person.hash)
-            view = self._booking_view(session, p, row.id)
+            view = self._view_of(session, p, row, slot)
         return view
 
     def _cancel_row(
         self, session: Session, project: ProjectRow, booking_id: str, person: Person | None = None
-    ) -> BookingRow:
-        row = session.get(BookingRow, booking_id)
-        if row is None or row.project_id != project.id or (person is not None and row.person_hash != person.hash):
-            raise NotFoundError(f"unknown booking {booking_id!r} in project {project.name!r}", field="booking")
-        cancelled = _rowcount(
-            session.execute(
-                update(BookingRow)
-                .where(BookingRow.id == booking_id, BookingRow.status == "booked")
-                .values(status="cancelled", cancelled_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-        )
-        if cancelled != 1:
+    ) -> tuple[BookingRow, SlotRow]:
+        """Cancel the booking and free its seat: the booking and its slot after it."""
+        mine = [BookingRow.id == booking_id, BookingRow.project_id == project.id]
+        if person is not None:
+            mine.append(BookingRow.person_hash == person.hash)
+        row = session.scalars(
+            update(BookingRow)
+            .where(*mine, BookingRow.status == "booked")
+            .values(status="cancelled", cancelled_at=utcnow())
+            .returning(BookingRow),
+            execution_options=_RETURNED_ROWS,
+        ).one_or_none()
+        if row is None:
+            if session.scalar(select(BookingRow.id).where(*mine)) is None:
+                raise NotFoundError(f"unknown booking {booking_id!r} in project {project.name!r}", field="booking")
             raise ConflictError(f"booking {booking_id!r} is already cancelled", code="already_cancelled")
-        self._free_seat(session, row.slot_id)
-        session.refresh(row)
-        return row
+        return row, self._free_seat(session, row.slot_id)
 
     def cancel(self, project: str, booking_id: str, person: Person | None = None) -> BookingView:
         """Cancel a booking (``person``'s, if given) and free its seat."""
         with write_session(self.engine) as session:
             p = self._project(session, project)
-            self._cancel_row(session, p, booking_id, person)
-            view = self._booking_view(session, p, booking_id)
+            row, slot = self._cancel_row(session, p, booking_id, person)
+            view = self._view_of(session, p, row, slot)
         return view
 
     def rebook(self, project: str, booking_id: str, slot_id: int, person: Person | None = None) -> BookingView:
@@ -337,12 +372,12 @@ class Platform(SurveyService, PreorderService, IdentityService, AftersalesServic
             mine = old is not None and (person is None or old.person_hash == person.hash)
             if old is not None and mine and old.slot_id == slot_id and old.status == "booked":
                 raise ConflictError(f"booking {booking_id!r} is already in slot {slot_id}", code="same_slot")
-            old = self._cancel_row(session, p, booking_id, person)
-            self._take_seat(session, p, slot_id)
+            old, _ = self._cancel_row(session, p, booking_id, person)
+            slot = self._take_seat(session, p, slot_id)
             new = self._insert_booking(session, p, slot_id, old.person_hash)
             old.replaced_by = new.id
             session.flush()
-            view = self._booking_view(session, p, new.id)
+            view = self._view_of(session, p, new, slot)
         return view
 
     def claim(self, project: str, benefit: str, person: Person) -> ClaimView:

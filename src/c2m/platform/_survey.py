@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +86,7 @@ class AnswerView:
     seconds: float
     answered_at: datetime
     repeated: bool = False
+    next: SurveyState | None = None  # where the respondent is after this answer
 
 
 @dataclass(frozen=True)
@@ -334,9 +335,15 @@ class SurveyService:
                                 field="token")
         return row
 
-    def _state(self, session: Session, project: ProjectRow, row: SurveyRespondentRow) -> SurveyState:
+    def _state(
+        self, session: Session, project: ProjectRow, row: SurveyRespondentRow, answered: set[int] | None = None
+    ) -> SurveyState:
+        """The respondent's state; ``answered`` (the tasks answered) is read from the database unless given."""
         design = self._design(session, project)
-        answered = set(session.scalars(select(SurveyAnswerRow.task).where(SurveyAnswerRow.respondent_id == row.id)))
+        if answered is None:
+            answered = set(
+                session.scalars(select(SurveyAnswerRow.task).where(SurveyAnswerRow.respondent_id == row.id))
+            )
         remaining = [t for t in range(1, design.n_tasks + 1) if t not in answered]
         step = {"screened_out": "screened_out", "done": "done"}.get(row.status, "task" if remaining else "profile")
         task = None
@@ -405,7 +412,7 @@ class SurveyService:
                 for a in session.scalars(select(SurveyAnswerRow).where(SurveyAnswerRow.respondent_id == row.id))
             }
             if task in given:  # read after the respondent's other answers: a concurrent submit is seen either way
-                return _repeat(given[task], alt)
+                return replace(_repeat(given[task], alt), next=self._state(session, p, row, set(given)))
             if row.status != "active":
                 raise ConflictError(f"this respondent's survey is {row.status.replace('_', ' ')}", code="not_active")
             current = next((t for t in range(1, design.n_tasks + 1) if t not in given), None)
@@ -440,8 +447,9 @@ class SurveyService:
                     )
                 if first is None:
                     raise
-                return _repeat(first, alt)
-            view = AnswerView(task, alt, answer.is_none, answer.seconds, now)
+                return replace(_repeat(first, alt), next=self.survey_state(project, token))
+            state = self._state(session, p, row, {*given, task})
+            view = AnswerView(task, alt, answer.is_none, answer.seconds, now, next=state)
         return view
 
     def survey_profile(self, project: str, token: str, answers: Mapping[str, Any]) -> SurveyState:

@@ -157,7 +157,7 @@ def add_survey_routes(app: FastAPI, platform: Platform, page: Callable[..., HTML
             "seconds": a.seconds,
             "answered_at": a.answered_at.isoformat(),
             "repeated": a.repeated,
-            "next": state_json(platform.survey_state(project, token)),
+            "next": state_json(a.next if a.next is not None else platform.survey_state(project, token)),
         }
         return JSONResponse(payload, status_code=200 if a.repeated else 201)
 

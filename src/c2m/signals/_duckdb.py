@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import weakref
@@ -15,6 +16,18 @@ import polars as pl
 from c2m.errors import C2MError
 
 from ._engine import EVENT_COLUMNS, EVENT_TYPES, PERSON_COLUMNS, Engine, check_event_weights, check_membership
+
+# bit-mask types for up to 8, 16, 32 and 64 levels (level_counts)
+_MASK_TYPES = ((8, "UTINYINT"), (16, "USMALLINT"), (32, "UINTEGER"), (64, "UBIGINT"))
+
+
+def _default_memory_limit() -> str:
+    """3 GB, or 80% of the physical memory when that is less (DuckDB's own default is 80%)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on this platform
+        return "3GB"
+    return f"{min(3000, int(ram * 0.8 / 1e6))}MB"
 
 
 def _ident(name: str) -> str:
@@ -45,8 +58,9 @@ def market_paths(market_dir: str | Path) -> tuple[Path, Path, list[Path]]:
 class DuckDBEngine(Engine):
     """Queries the Parquet files of a market directory with DuckDB (nothing is loaded up front).
 
-    ``threads`` and ``memory_limit`` (e.g. ``"2GB"``) are passed to DuckDB; above
-    the memory limit DuckDB spills to ``temp_directory`` (default: a private folder in
+    ``threads`` and ``memory_limit`` (e.g. ``"2GB"``; default 3 GB, or 80% of the RAM when
+    that is less: enough for 50 M events, see benchmarks/README.md) are passed to DuckDB;
+    above the memory limit DuckDB spills to ``temp_directory`` (default: a private folder in
     the system's temporary directory, removed on :meth:`close`; never the working folder).
     """
 
@@ -66,8 +80,7 @@ class DuckDBEngine(Engine):
         config: dict[str, Any] = {}
         if threads is not None:
             config["threads"] = int(threads)
-        if memory_limit is not None:
-            config["memory_limit"] = str(memory_limit)
+        config["memory_limit"] = str(memory_limit) if memory_limit is not None else _default_memory_limit()
         self._own_temp = temp_directory is None
         self._temp = Path(tempfile.mkdtemp(prefix="c2m-duckdb-")) if temp_directory is None else Path(temp_directory)
         config["temp_directory"] = str(self._temp)
@@ -105,17 +118,23 @@ class DuckDBEngine(Engine):
             place = where if where is not None else self.root
             raise C2MError(f"{place}: query failed: {str(exc).splitlines()[0]}") from None
 
-    def _frame(self, sql: str) -> pl.DataFrame:
-        """Run a query and return its (aggregated) result as a Polars frame."""
+    def _frame(self, sql: str, tables: Mapping[str, pl.DataFrame] | None = None) -> pl.DataFrame:
+        """Run a query (that may read the small frames ``tables`` by name) and return its result as a Polars frame."""
         import duckdb
 
+        tables = dict(tables or {})
         try:
+            for name, frame in tables.items():
+                self._con.register(name, frame.to_arrow())
             table = self._con.sql(sql).to_arrow_table()
         except duckdb.Error as exc:
             raise C2MError(f"{self.root}: query failed: {str(exc).splitlines()[0]}") from None
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        return frame
+        finally:
+            for name in tables:
+                self._con.unregister(name)
+        out = pl.from_arrow(table)
+        assert isinstance(out, pl.DataFrame)
+        return out
 
     @property
     def event_columns(self) -> list[str]:
@@ -153,33 +172,73 @@ class DuckDBEngine(Engine):
         by_exprs, need_persons = self._by_select(by, allow_events=True)
         cases = " ".join(f"WHEN {_literal(k)} THEN CAST({w!r} AS DOUBLE)" for k, w in weights.items())
         kinds = ", ".join(_literal(k) for k in weights)
-        attr_exprs = [f"CAST(e.{_ident(a)} AS VARCHAR) AS {_ident(a)}" for a in attributes]
+        cols = [_ident(c) for c in by]
+        keys = [*cols, "attribute", "level"]
+        # 1. events and weights per cell x attribute x level: one scan, one small grouping set per attribute
+        inner = ", ".join([*by_exprs, *(f"CAST(e.{_ident(a)} AS VARCHAR) AS {_ident(a)}" for a in attributes)])
         join = "JOIN persons p ON p.person_id = e.person_id" if need_persons else ""
-        keys = ", ".join([*(_ident(c) for c in by), "attribute", "level"])
-        # weights as a CASE (not a join); one aggregate per attribute (not an UNPIVOT): the distinct
-        # counts stay small enough to hold 50 M events in ~2 GB, where one big count(DISTINCT) cannot spill
-        group = ", ".join([*(_ident(c) for c in by), "level"])
-        parts = [
-            f"""SELECT {", ".join([*(_ident(c) for c in by), f"{_literal(a)} AS attribute", f"{_ident(a)} AS level"])},
-                CAST(count(*) AS BIGINT) AS events,
-                CAST(sum(w) AS DOUBLE) AS weight,
-                CAST(sum(w * w) AS DOUBLE) AS weight_sq,
-                CAST(count(DISTINCT person_id) AS BIGINT) AS n_persons
-            FROM ev WHERE {_ident(a)} IS NOT NULL
-            GROUP BY {group}"""
-            for a in attributes
-        ]
+        sets = ", ".join("(" + ", ".join([*cols, _ident(a)]) + ")" for a in attributes)
+        which = " ".join(f"WHEN GROUPING({_ident(a)}) = 0 THEN {_literal(a)}" for a in attributes)
+        level = " ".join(f"WHEN GROUPING({_ident(a)}) = 0 THEN {_ident(a)}" for a in attributes)
+        outer = ", ".join([*cols, f"CASE {which} END AS attribute", f"CASE {level} END AS level"])
+        counts = self._frame(f"""
+            SELECT * FROM (
+                SELECT {outer},
+                    CAST(count(*) AS BIGINT) AS events,
+                    CAST(sum(w) AS DOUBLE) AS weight,
+                    CAST(sum(w * w) AS DOUBLE) AS weight_sq
+                FROM (SELECT {inner}, CASE e.event_type {cases} END AS w
+                      FROM events e {join} WHERE e.event_type IN ({kinds}))
+                GROUP BY GROUPING SETS ({sets})
+            ) WHERE level IS NOT NULL
+        """)
+        # 2. distinct persons per cell x level without count(DISTINCT) (which cannot spill): per person
+        # and event cell, one bit mask per attribute of the levels seen (a GROUP BY, which spills), then
+        # the persons with each bit set per cell; person columns are joined to the ~persons masks only
+        bits: list[tuple[str, str, str, int]] = []  # attribute, level, mask column, bit
+        masks: list[str] = []
+        for a in attributes:
+            seen = sorted(set(counts.filter(pl.col("attribute") == a)["level"].to_list()))
+            for start in range(0, len(seen), 64):
+                chunk, col = seen[start : start + 64], f"_m{len(masks)}"
+                kind = next(t for n, t in _MASK_TYPES if len(chunk) <= n)
+                when = " ".join(f"WHEN {_literal(lv)} THEN CAST({1 << i} AS {kind})" for i, lv in enumerate(chunk))
+                masks.append(f"bit_or(CASE CAST(e.{_ident(a)} AS VARCHAR) {when} END) AS {col}")
+                bits.extend((a, lv, col, i) for i, lv in enumerate(chunk))
+        if not bits:  # no events with a level
+            return counts.with_columns(pl.lit(0, dtype=pl.Int64).alias("n_persons"))
+        event_by = [_ident(c) for c in by if c in self._event_columns and c != "person_id"]
+        person_by = [_ident(c) for c in by if c not in self._event_columns]
+        per_person = ", ".join(["e.person_id AS person_id", *(f"e.{c} AS {c}" for c in event_by), *masks])
+        person_keys = ", ".join(["e.person_id", *(f"e.{c}" for c in event_by)])
+        cell = [f"{'p' if c in person_by else 's'}.{c} AS {c}" for c in cols]
+        per_bit = [f"CAST(count(*) FILTER (WHERE ({col} >> {i}) & 1 = 1) AS BIGINT) AS _b{j}"
+                   for j, (_, _, col, i) in enumerate(bits)]
+        join = (
+            f"JOIN (SELECT DISTINCT {', '.join(['person_id', *person_by])} FROM persons) p ON p.person_id = s.person_id"
+            if need_persons
+            else ""
+        )
+        group = f"GROUP BY {', '.join(cols)}" if by else ""
+        names = ", ".join(f"('_b{j}', {_literal(a)}, {_literal(lv)})" for j, (a, lv, _, _) in enumerate(bits))
+        on = " AND ".join(f"c.{k} IS NOT DISTINCT FROM n.{k}" for k in keys)
         sql = f"""
-            WITH ev AS (
-                SELECT {", ".join(["e.person_id AS person_id", *by_exprs, *attr_exprs])},
-                    CASE e.event_type {cases} END AS w
-                FROM events e {join}
-                WHERE e.event_type IN ({kinds})
+            WITH s AS (
+                SELECT {per_person} FROM events e
+                WHERE e.event_type IN ({kinds}) AND e.person_id IS NOT NULL
+                GROUP BY {person_keys}
+            ), wide AS (
+                SELECT {", ".join([*cell, *per_bit])} FROM s {join} {group}
+            ), n AS (
+                SELECT w.* EXCLUDE (_bit), b.attribute, b.level
+                FROM (UNPIVOT wide ON COLUMNS('^_b[0-9]+$') INTO NAME _bit VALUE n_persons) w
+                JOIN (VALUES {names}) b(_bit, attribute, level) ON b._bit = w._bit
             )
-            SELECT * FROM ({" UNION ALL ".join(parts)})
-            ORDER BY {keys}
+            SELECT c.*, coalesce(n.n_persons, 0) AS n_persons
+            FROM _lc_counts c LEFT JOIN n ON {on}
+            ORDER BY {", ".join(f"c.{k}" for k in keys)}
         """
-        return self._frame(sql)
+        return self._frame(sql, tables={"_lc_counts": counts})
 
     def person_activity(self, by: Sequence[str]) -> pl.DataFrame:
         by_exprs, _ = self._by_select(by, allow_events=False)

@@ -32,6 +32,7 @@ import numpy as np
 
 from c2m.errors import C2MError
 
+from ._kernels import kernel, use_numba
 from ._space import ProfileSpace
 
 GREEDY_METHODS = ("complete_enumeration", "balanced_overlap", "shortcut")
@@ -69,6 +70,25 @@ def random_tasks(
     return out.reshape(*shape, n_alts, A)
 
 
+class _NumbaSelect:
+    """The candidate filter of :func:`_greedy_task` as one numba pass (same candidates, same order)."""
+
+    def __init__(self, counts: _Counts, n_cand: int) -> None:
+        self.kernel = kernel("greedy_select")
+        self.counts = counts
+        self.excluded = np.zeros(n_cand, dtype=np.bool_)
+        self.score = np.empty(n_cand)
+        self.keep = np.empty(n_cand, dtype=np.int64)
+
+    def __call__(self, cost: np.ndarray, v: int, use_global: bool) -> tuple[float, np.ndarray]:
+        c = self.counts
+        best, n = self.kernel(
+            c.cand_one, cost, self.excluded, c.version[v], c.total, c.cand_pair, c.pair, use_global, self.score,
+            self.keep,
+        )
+        return float(best), self.keep[:n]
+
+
 class _Counts:
     """Running level counts as flat vectors: one-way per version and overall, two-way overall.
 
@@ -100,6 +120,8 @@ class _Counts:
             if pairs
             else np.zeros((cand.shape[0], 0), dtype=np.int64)
         )
+        self.pair_a = np.array([a for a, _ in pairs], dtype=np.int64)
+        self.pair_b = np.array([b for _, b in pairs], dtype=np.int64)
         self.L = L
         self.version = np.zeros((n_versions, int(L.sum())))
         self.total = np.zeros(int(L.sum()))
@@ -110,7 +132,7 @@ class _Counts:
         self.version[v, one] += sign
         self.total[one] += sign * self.one_weight[one]
         if self.pairs:
-            a, b = np.array(self.pairs).T
+            a, b = self.pair_a, self.pair_b
             cells = self.pair_start + profile[a] * self.L[b] + profile[b]
             self.pair[cells] += sign * self.pair_weight[cells]
 
@@ -123,19 +145,27 @@ def greedy_tasks(
     n_tasks: int,
     n_alts: int,
     overlap_share: float = OVERLAP_SHARE,
+    engine: str = "auto",
 ) -> np.ndarray:
-    """Build ``(V, T, J, A)`` tasks with one of :data:`GREEDY_METHODS`."""
+    """Build ``(V, T, J, A)`` tasks with one of :data:`GREEDY_METHODS`.
+
+    ``engine`` ``auto`` uses the numba candidate filter when numba imports, else
+    the NumPy reference; both give the same design for the same seed.
+    """
     cand = space.allowed_profiles()
     if cand.shape[0] < n_alts:
         raise C2MError(f"survey design: only {cand.shape[0]} allowed profile(s), fewer than n_alts={n_alts}")
     cand_ids = space.profile_ids(cand)
     counts = _Counts(space, cand, n_versions)
+    select = _NumbaSelect(counts, cand.shape[0]) if use_numba(engine) else None
     out = np.zeros((n_versions, n_tasks, n_alts, space.n_attributes), dtype=np.int64)
     for v in range(n_versions):
         for t in range(n_tasks):
             best: tuple[float, np.ndarray] | None = None
             for _attempt in range(MAX_ATTEMPTS):
-                task, penalty = _greedy_task(cand, cand_ids, counts, rng, method, v, n_alts, overlap_share)
+                task, penalty = _greedy_task(
+                    cand, cand_ids, counts, rng, method, v, n_alts, overlap_share, select
+                )
                 if best is None or penalty < best[0]:
                     best = (penalty, task)
                 if penalty == 0:
@@ -159,6 +189,7 @@ def _greedy_task(
     v: int,
     n_alts: int,
     overlap_share: float,
+    select: _NumbaSelect | None = None,
 ) -> tuple[np.ndarray, float]:
     """One task built concept by concept (counts updated); returns it and its total overlap penalty."""
     L = counts.L
@@ -172,6 +203,7 @@ def _greedy_task(
     repeated = np.zeros(A, dtype=bool)
     task = np.zeros((n_alts, A), dtype=np.int64)
     task_ids: list[int] = []
+    picks: list[int] = []
     penalty = 0.0
     for j in range(n_alts):
         last = j == n_alts - 1
@@ -183,17 +215,24 @@ def _greedy_task(
                     cost[starts[a] : starts[a] + L[a]] = block == 0
             else:
                 cost[starts[a] : starts[a] + L[a]] = block - block.min()
-        score = cost[counts.cand_one].sum(axis=1)
-        if task_ids:
-            score[np.isin(cand_ids, task_ids)] = np.inf
-        keep = np.flatnonzero(score == score.min())
-        penalty += float(score[keep[0]])
-        keep = _argmin_subset(keep, counts.version[v][counts.cand_one[keep]].sum(axis=1))
-        if method != "shortcut" and keep.size > 1:
-            global_score = counts.total[counts.cand_one[keep]].sum(axis=1)
-            global_score += counts.pair[counts.cand_pair[keep]].sum(axis=1)
-            keep = _argmin_subset(keep, global_score)
+        if select is not None:
+            low, keep = select(cost, v, method != "shortcut")
+            penalty += low
+        else:
+            score = cost[counts.cand_one].sum(axis=1)
+            if task_ids:
+                score[np.isin(cand_ids, task_ids)] = np.inf
+            keep = np.flatnonzero(score == score.min())
+            penalty += float(score[keep[0]])
+            keep = _argmin_subset(keep, counts.version[v][counts.cand_one[keep]].sum(axis=1))
+            if method != "shortcut" and keep.size > 1:
+                global_score = counts.total[counts.cand_one[keep]].sum(axis=1)
+                global_score += counts.pair[counts.cand_pair[keep]].sum(axis=1)
+                keep = _argmin_subset(keep, global_score)
         pick = int(keep[rng.integers(keep.size)])
+        if select is not None:
+            select.excluded[pick] = True
+            picks.append(pick)
         profile = cand[pick]
         task[j] = profile
         task_ids.append(int(cand_ids[pick]))
@@ -201,6 +240,8 @@ def _greedy_task(
         repeated |= in_task[one] > 0
         in_task[one] += 1
         counts.add(v, profile)
+    if select is not None:
+        select.excluded[picks] = False
     return task, penalty
 
 

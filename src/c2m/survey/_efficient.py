@@ -7,10 +7,12 @@ from collections.abc import Callable
 import numpy as np
 
 from ._information import log_det, task_information
+from ._kernels import kernel, use_numba
 from ._space import ProfileSpace
 
 MAX_PASSES = 8
 TOLERANCE = 1e-6
+RIDGE = 1e-9
 
 
 def task_features(space: ProfileSpace, tasks: np.ndarray) -> np.ndarray:
@@ -28,6 +30,7 @@ def coordinate_exchange(
     beta: np.ndarray,
     rng: np.random.Generator,
     max_passes: int = MAX_PASSES,
+    engine: str = "auto",
 ) -> np.ndarray:
     """Improve ``tasks`` ``(V, T, J, A)`` one attribute level at a time to minimise the D-error.
 
@@ -38,7 +41,10 @@ def coordinate_exchange(
     to another level) is evaluated at once and the best is applied while it
     improves. Every change keeps the concept allowed and the task's concepts
     distinct. Passes repeat until one gains less than ``TOLERANCE``
-    relatively, or ``max_passes``.
+    relatively, or ``max_passes``. ``engine`` ``auto`` runs the passes in the
+    numba kernel (rank-one candidate updates, see ``_numba_kernels``) when numba
+    imports, else in NumPy; both take the same moves up to the breaking of
+    near-ties by rounding.
     """
     tasks = tasks.copy()
     V, T, J, A = tasks.shape
@@ -47,7 +53,7 @@ def coordinate_exchange(
     X = task_features(space, tasks)  # (V, T, M, K)
     info = task_information(X, beta)  # (R, V, T, K, K)
     total = info.sum(axis=(1, 2))  # (R, K, K)
-    ridge = 1e-9 * np.eye(K)
+    ridge = RIDGE * np.eye(K)
     radix = np.ones(A, dtype=np.int64)
     for a in range(A - 2, -1, -1):
         radix[a] = radix[a + 1] * space.n_levels[a + 1]
@@ -69,6 +75,24 @@ def coordinate_exchange(
 
     ld, inverse = refresh()  # (R,), (R, K, K)
     current = float(criterion(ld[:, None])[0])
+    if use_numba(engine):
+        ce_pass = kernel("ce_pass")
+        rules = _rule_arrays(space)
+        beta_c = np.ascontiguousarray(beta, dtype=np.float64)
+        info = np.ascontiguousarray(info)
+        ld, inverse = np.ascontiguousarray(ld), np.ascontiguousarray(inverse)
+        for _pass in range(max_passes):
+            start = current
+            order = rng.permutation(V * T).astype(np.int64)
+            current = float(
+                ce_pass(
+                    order, tasks, X, info, total, beta_c, ld, inverse, current, radix, moves, code_of, code_start,
+                    *rules, RIDGE,
+                )
+            )
+            if abs(start - current) <= TOLERANCE * max(1.0, abs(start)):
+                break
+        return tasks
     for _pass in range(max_passes):
         start = current
         for flat in rng.permutation(V * T):
@@ -104,6 +128,20 @@ def coordinate_exchange(
         if abs(start - current) <= TOLERANCE * max(1.0, abs(start)):
             break
     return tasks
+
+
+def _rule_arrays(space: ProfileSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Prohibitions as arrays for the kernel: terms per rule, their attributes, their level masks."""
+    rules = space.prohibitions
+    width = max((len(rule) for rule in rules), default=1)
+    rule_len = np.array([len(rule) for rule in rules], dtype=np.int64)
+    rule_attr = np.zeros((len(rules), width), dtype=np.int64)
+    rule_table = np.zeros((len(rules), width, int(space.n_levels.max())), dtype=np.bool_)
+    for i, rule in enumerate(rules):
+        for k, (a, table) in enumerate(rule):
+            rule_attr[i, k] = a
+            rule_table[i, k, : table.size] = table
+    return rule_len, rule_attr, rule_table
 
 
 def _candidate_values(

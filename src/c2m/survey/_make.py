@@ -10,8 +10,8 @@ from c2m.errors import C2MError
 
 from ._build import GREEDY_METHODS, greedy_tasks, random_tasks
 from ._design import KEY_COLUMNS, Design
-from ._efficient import coordinate_exchange
-from ._information import as_draws
+from ._efficient import coordinate_exchange, task_features
+from ._information import as_draws, d_error_from_information, task_information
 from ._space import MAX_ENUMERATED, ProfileSpace
 
 METHODS = ("random", "complete_enumeration", "balanced_overlap", "shortcut", "d_efficient")
@@ -39,6 +39,7 @@ def make_design(
     n_holdout: int = 2,
     seed: int = 0,
     prior: np.ndarray | None = None,
+    n_starts: int = 1,
 ) -> Design:
     """Build a choice-based-conjoint design for ``project``.
 
@@ -50,7 +51,9 @@ def make_design(
     ``d_efficient`` starts from a complete-enumeration design and runs coordinate
     exchange on the MNL D-error at ``prior`` (coefficients in the project's
     feature order, zeros when None; a 2-D array of draws gives the Bayesian
-    D-error). Same arguments and seed, same design.
+    D-error). ``n_starts`` > 1 runs coordinate exchange again from that many - 1
+    random designs (their own seed streams) and keeps the lowest D-error.
+    Same arguments and seed, same design.
     """
     if method not in METHODS:
         raise C2MError(f"survey design: unknown method {method!r}; expected one of {', '.join(METHODS)}")
@@ -66,6 +69,10 @@ def make_design(
             f"survey design: n_holdout must be a whole number from 0 to n_tasks - 1 = {n_tasks - 1}, "
             f"got {n_holdout!r}"
         )
+    if isinstance(n_starts, bool) or not isinstance(n_starts, int | np.integer) or n_starts < 1:
+        raise C2MError(f"survey design: n_starts must be a whole number >= 1, got {n_starts!r}")
+    if n_starts > 1 and method != "d_efficient":
+        raise C2MError(f"survey design: n_starts applies to method d_efficient only, not {method!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise C2MError(f"survey design: seed must be a whole number >= 0, got {seed!r}")
     space = ProfileSpace.from_project(project)
@@ -84,6 +91,14 @@ def make_design(
         else:
             start = random_tasks(space, rng, (n_versions, n_design), n_alts)
         tasks = coordinate_exchange(space, start, beta, rng)
+        best = _d_error(space, tasks, beta)
+        for k in range(1, n_starts):
+            start_rng = np.random.default_rng([seed, 2, k])
+            start = random_tasks(space, start_rng, (n_versions, n_design), n_alts)
+            candidate = coordinate_exchange(space, start, beta, start_rng)
+            error = _d_error(space, candidate, beta)
+            if error < best:
+                tasks, best = candidate, error
 
     positions = holdout_positions(n_tasks, n_holdout)
     full = np.zeros((n_versions, n_tasks, n_alts, space.n_attributes), dtype=np.int64)
@@ -111,6 +126,12 @@ def make_design(
         none_option=space.with_none,
         project_name=project.name,
     )
+
+
+def _d_error(space: ProfileSpace, tasks: np.ndarray, beta: np.ndarray) -> float:
+    """The (Bayesian) D-error of tasks ``(V, T, J, A)`` for the average respondent, at draws ``beta``."""
+    info = task_information(task_features(space, tasks), beta).sum(axis=(1, 2)) / tasks.shape[0]
+    return d_error_from_information(info)
 
 
 def design_frame(space: ProfileSpace, tasks: np.ndarray, is_holdout: np.ndarray) -> pl.DataFrame:
