@@ -104,3 +104,19 @@ def test_bad_hierarchies_and_inputs_are_named() -> None:
         reconcile(h, np.zeros(h.n_nodes), method="mint")
     with pytest.raises(C2MError, match="infinite"):
         reconcile(h, np.full(h.n_nodes, np.nan))
+
+
+def test_solving_through_the_aggregate_nodes_is_the_same_projection() -> None:
+    h = build_hierarchy(_bottom(4, 5, ("A", "B", "C")), [(), ("province",), ("variant",)])
+    assert h.n_nodes - h.n_bottom < h.n_bottom  # reconciled through the (few) aggregate nodes
+    S = h.S.toarray()
+    rng = np.random.default_rng(5)
+    y = rng.normal(10, 3, size=(h.n_nodes, 3))
+    variances = rng.uniform(0.2, 5, size=h.n_nodes)
+    for method, weights in [("ols", np.ones(h.n_nodes)), ("wls_struct", 1 / S.sum(axis=1)), ("wls_var", 1 / variances)]:
+        root = np.sqrt(weights)
+        b, *_ = np.linalg.lstsq(root[:, None] * S, root[:, None] * y, rcond=None)
+        assert reconcile(h, y, method=method, variances=variances) == pytest.approx(S @ b, abs=1e-9), method
+    project = hierarchy_module.reconciler(h, "wls_var", variances)  # factored once, used again
+    assert project(y[:, 0]) == pytest.approx(reconcile(h, y[:, 0], method="wls_var", variances=variances))
+    assert project(2 * y) == pytest.approx(2 * reconcile(h, y, method="wls_var", variances=variances))

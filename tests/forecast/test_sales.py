@@ -103,9 +103,9 @@ def test_backtest_intervals_cover_at_their_stated_rate_and_beat_the_naive_foreca
     scores = backtest_sales(orders, KEYS, horizon=4, n_origins=10, step=3, interval=0.9, n_samples=300)
     assert scores["level"].to_list() == ["total", "province", "province/city", "province/city/variant"]
     pooled = float((scores["coverage"] * scores["n"]).sum() / scores["n"].sum())
-    # measured pooled 0.84 (seed 2) and 0.86 (seed 3); statsforecast's own ETS intervals under-cover
-    # alike (0.89 on stationary Poisson series): they ignore parameter uncertainty. The issue's
-    # target is +-0.05; this guards against regressions at +-0.07 until the intervals are widened.
+    # measured pooled 0.86 (seed 2) and 0.88 (seed 3) with the intervals calibrated on past
+    # out-of-sample errors (0.84 and 0.86 from the one-step errors alone); only 4 calibration
+    # windows of 4 weeks here, so +-0.07 (test_intervals.py checks +-0.05 on longer histories)
     assert abs(pooled - 0.9) <= 0.07, scores
     assert float(scores.filter(pl.col("level") == "province/city/variant")["coverage"].item()) >= 0.83
     assert (scores["mase"] < 1.0).all(), scores

@@ -80,6 +80,30 @@ def test_changeover_cost_batches_small_items_and_is_optimal_by_brute_force() -> 
     assert got == pytest.approx(best, rel=1e-6)
 
 
+@pytest.mark.parametrize(("capacity", "ss", "changeover"), [(3, 1.0, 8.0), (4, 1.0, 3.0), (3, 0.0, 20.0)])
+def test_changeover_plan_with_backlog_and_safety_stock_is_optimal_by_brute_force(
+    capacity: int, ss: float, changeover: float
+) -> None:
+    # short capacity (backlog) and a safety stock: the lot-sizing cuts' stock and backlog terms matter
+    d = np.array([[1.0, 2.0, 0.0, 2.0], [2.0, 1.0, 2.0, 1.0]])
+    forecast = pl.DataFrame(
+        [(w + 1, f"V{v}", d[v, w]) for v in range(2) for w in range(4)], schema=["week", "variant", "demand"],
+        orient="row",
+    )
+    plan = build_plan(forecast, capacity_per_week=capacity, ramp_weeks=0, safety_stock_weeks=ss,
+                      changeover_cost=changeover)
+    x = np.zeros((2, 4))
+    for row in plan.iter_rows(named=True):
+        x[int(row["variant"][1:]), row["week"] - 1] = row["build"]
+    got = plan_cost(x, d, ss, PlanCosts(), changeover_cost=changeover)
+    per_week = [(a, b) for a in range(capacity + 1) for b in range(capacity + 1 - a)]
+    best = min(
+        plan_cost(np.array(combo, dtype=float).T, d, ss, PlanCosts(), changeover_cost=changeover)
+        for combo in itertools.product(per_week, repeat=4)
+    )
+    assert got == pytest.approx(best, rel=1e-6)
+
+
 def test_bad_pack_supply_is_named() -> None:
     forecast = _config_forecast(DEMAND)
     with pytest.raises(C2MError, match="no supply for pack type"):

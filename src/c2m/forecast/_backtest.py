@@ -10,7 +10,7 @@ import polars as pl
 from c2m.errors import C2MError
 
 from ._hierarchy import build_hierarchy
-from ._sales import base_forecasts, reconcile_with_intervals, weekly_panel
+from ._sales import base_forecasts, calibration_errors, reconcile_with_intervals, weekly_panel
 
 
 def backtest_sales(
@@ -30,6 +30,8 @@ def backtest_sales(
     seed: int = 0,
     week: str = "week",
     value: str = "orders",
+    calibration_windows: int = 4,
+    calibration_step: int | None = None,
 ) -> pl.DataFrame:
     """Forecast from ``n_origins`` past weeks (``step`` apart, the last one ``horizon`` weeks
     before the end) with the same method as :func:`forecast_sales`, and score each against
@@ -39,6 +41,8 @@ def backtest_sales(
     mean absolute one-step naive error of each node's training series, averaged over nodes
     with a non-zero scale, origins and steps), ``coverage`` (share of actuals inside the
     ``interval`` bounds), ``bias`` (mean of forecast - actual) and ``n`` (forecasts scored).
+    The intervals are calibrated as in :func:`forecast_sales`, from windows inside each
+    origin's training weeks only.
     """
     bottom, weeks, values = weekly_panel(orders, keys, week=week, value=value, fill_missing=fill_missing)
     if n_origins < 1 or step < 1 or horizon < 1:
@@ -58,8 +62,13 @@ def backtest_sales(
         origin = first_origin + k * step
         train, test = history[:, :origin], history[:, origin : origin + horizon]
         mean, growth, residuals, _ = base_forecasts(train, horizon, season_length, intermittent_share)
+        errors = calibration_errors(
+            hierarchy, train, horizon, method, season_length, intermittent_share, calibration_windows,
+            calibration_step, min_train,
+        )
         point, low, high = reconcile_with_intervals(
-            hierarchy, mean, growth, residuals, method=method, interval=interval, n_samples=n_samples, seed=seed + k
+            hierarchy, mean, growth, residuals, method=method, interval=interval, n_samples=n_samples, seed=seed + k,
+            errors=errors,
         )
         scale = np.abs(np.diff(train, axis=1)).mean(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):

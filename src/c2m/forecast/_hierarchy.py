@@ -11,13 +11,15 @@ Reconciliation projects base forecasts ``y`` of every node onto coherent ones,
 ``y~ = S (S' W^-1 S)^-1 S' W^-1 y`` (Wickramasuriya, Athanasopoulos & Hyndman 2019, MinT
 with a diagonal ``W``): ``"ols"`` (``W = I``), ``"wls_struct"`` (``W = diag(S 1)``, the number of
 bottom series under a node), ``"wls_var"`` (``W`` = the base forecasts' variances) and
-``"bottom_up"``. The normal equations are solved exactly (Cholesky) up to 4,000 bottom
-series and by preconditioned conjugate gradients, all right-hand sides at once, above that.
+``"bottom_up"``. The normal equations are solved exactly through the aggregate nodes (Woodbury
+identity, a Cholesky factor of their size) when there are fewer of them than bottom series;
+otherwise exactly (Cholesky) up to 4,000 bottom series and by preconditioned conjugate
+gradients, all right-hand sides at once, above that.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,26 +148,68 @@ def reconcile(
 
     ``variances`` (``(n_nodes,)``, positive) is needed by ``"wls_var"``.
     """
+    return reconciler(hierarchy, method, variances)(base)
+
+
+def reconciler(
+    hierarchy: Hierarchy, method: str = "wls_struct", variances: np.ndarray | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`reconcile` as a function of the base forecasts, factoring the normal equations once
+    (for many forecasts of the same nodes, e.g. sample paths)."""
     if method not in RECONCILIATION_METHODS:
         raise C2MError(f"reconcile: unknown method {method!r}; expected one of {', '.join(RECONCILIATION_METHODS)}")
-    y = np.asarray(base, dtype=float)
-    if y.shape[0] != hierarchy.n_nodes:
-        raise C2MError(f"reconcile: base forecasts have {y.shape[0]} rows; the hierarchy has {hierarchy.n_nodes} nodes")
-    if not np.all(np.isfinite(y)):
-        raise C2MError("reconcile: base forecasts have missing or infinite values")
-    flat = y.reshape(hierarchy.n_nodes, -1)
+    solve = _bottom_solver(hierarchy, method, variances)
+
+    def project(base: np.ndarray) -> np.ndarray:
+        y = np.asarray(base, dtype=float)
+        if y.shape[0] != hierarchy.n_nodes:
+            raise C2MError(
+                f"reconcile: base forecasts have {y.shape[0]} rows; the hierarchy has {hierarchy.n_nodes} nodes"
+            )
+        if not np.all(np.isfinite(y)):
+            raise C2MError("reconcile: base forecasts have missing or infinite values")
+        return hierarchy.aggregate(solve(y.reshape(hierarchy.n_nodes, -1))).reshape(y.shape)
+
+    return project
+
+
+def _bottom_solver(
+    hierarchy: Hierarchy, method: str, variances: np.ndarray | None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The reconciled bottom series ``(S' W^-1 S)^-1 S' W^-1 y`` as a function of ``y`` ``(n_nodes, k)``."""
     if method == "bottom_up":
-        return hierarchy.aggregate(flat[hierarchy.bottom_rows]).reshape(y.shape)
+        return lambda flat: flat[hierarchy.bottom_rows]
     weights = _precision(hierarchy, method, variances)
     S = hierarchy.S
-    rhs = S.T @ (weights[:, None] * flat)
+    n_agg = hierarchy.n_nodes - hierarchy.n_bottom
+    if n_agg <= min(hierarchy.n_bottom, _DENSE_LIMIT):
+        return _solver_through_aggregates(S, weights, n_agg)
     normal = (S.T @ sp.diags(weights) @ S).tocsr()
     if hierarchy.n_bottom <= _DENSE_LIMIT:
         factor = scipy.linalg.cho_factor(normal.toarray())
-        b = scipy.linalg.cho_solve(factor, rhs)
-    else:
-        b = _batched_cg(normal, np.asarray(rhs))
-    return np.asarray(S @ b).reshape(y.shape)
+        return lambda flat: np.asarray(scipy.linalg.cho_solve(factor, S.T @ (weights[:, None] * flat)))
+    return lambda flat: _batched_cg(normal, np.asarray(S.T @ (weights[:, None] * flat)))
+
+
+def _solver_through_aggregates(
+    S: sp.csr_matrix, weights: np.ndarray, n_agg: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``y -> (S' P S)^-1 S' P y`` with ``P = diag(weights)``, factoring an ``n_agg x n_agg`` matrix only.
+
+    The bottom nodes are the last rows of ``S``, so ``S = [C; I]`` and ``S' P S = P_b + C' P_a C``;
+    by the Woodbury identity its inverse is ``P_b^-1 - P_b^-1 C' K^-1 C P_b^-1`` with
+    ``K = P_a^-1 + C P_b^-1 C'``, the size of the aggregate nodes (e.g. 383 for 12,000 bottom series).
+    """
+    C = S[:n_agg]
+    p_agg, p_bottom = weights[:n_agg, None], weights[n_agg:, None]
+    K = (C @ sp.diags(1.0 / p_bottom[:, 0]) @ C.T).toarray() + np.diag(1.0 / p_agg[:, 0])
+    factor = scipy.linalg.cho_factor(K)
+
+    def solve(flat: np.ndarray) -> np.ndarray:
+        u = (C.T @ (p_agg * flat[:n_agg]) + p_bottom * flat[n_agg:]) / p_bottom
+        return np.asarray(u - (C.T @ scipy.linalg.cho_solve(factor, C @ u)) / p_bottom)
+
+    return solve
 
 
 def _precision(hierarchy: Hierarchy, method: str, variances: np.ndarray | None) -> np.ndarray:
