@@ -123,6 +123,14 @@ class AftersalesService:
     def _store(self, session: Session, project: ProjectRow, code: str) -> StoreRow:  # pragma: no cover - Platform's
         raise NotImplementedError
 
+    def _store_row(self, session: Session, store_id: int) -> StoreRow | None:  # pragma: no cover - Platform's
+        raise NotImplementedError
+
+    def _store_of(self, session: Session, store_id: int) -> StoreRow:
+        store = self._store_row(session, store_id)
+        assert store is not None  # a slot's store is a foreign key
+        return store
+
     # ------------------------------------------------------------------ reading
     def service_slots(self, project: str, store: str, day: date | None = None) -> list[ServiceSlotView]:
         """Future service slots of ``store`` (on ``day`` if given), by start time."""
@@ -144,7 +152,7 @@ class AftersalesService:
             row = session.get(ServiceSlotRow, slot_id)
             if row is None:
                 raise NotFoundError(f"unknown service slot {slot_id}", field="slot_id")
-            return _view(row, session.get_one(StoreRow, row.store_id))
+            return _view(row, self._store_of(session, row.store_id))
 
     def service_appointment(self, project: str, appointment_id: str, person: Person | None = None) -> AppointmentView:
         """An appointment; with ``person``, only theirs (404 otherwise)."""
@@ -186,7 +194,7 @@ class AftersalesService:
     def _appointment_view(self, session: Session, project: ProjectRow, row: ServiceAppointmentRow) -> AppointmentView:
         slot = session.get_one(ServiceSlotRow, row.service_slot_id, populate_existing=True)
         return AppointmentView(
-            row.id, project.name, row.kind, row.status, _view(slot, session.get_one(StoreRow, slot.store_id)),
+            row.id, project.name, row.kind, row.status, _view(slot, self._store_of(session, slot.store_id)),
             row.preorder_id, row.created_at, row.replaced_by,
         )
 
@@ -204,7 +212,7 @@ class AftersalesService:
             )
         )
         slot = session.get(ServiceSlotRow, slot_id, populate_existing=True)
-        store = None if slot is None else session.get(StoreRow, slot.store_id)
+        store = None if slot is None else self._store_row(session, slot.store_id)
         if slot is None or store is None or store.project_id != project.id:
             raise NotFoundError(f"unknown service slot {slot_id} in project {project.name!r}", field="slot_id")
         if taken == 1:
